@@ -1,0 +1,176 @@
+"""``heron live``: the camera, the microphone and the speaker, in one session.
+
+Sensors run on their own threads (camera reader, microphone reader, VAD and
+Whisper); utterances cross into the asyncio loop thread-safely and run one turn
+each. While heron speaks, and for a short tail after, what the microphone hears is
+taken to be heron's own voice and dropped, so heron never answers itself.
+Ctrl-C stops everything cleanly and the session can be resumed with its id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .audio_source import MicrophoneSource
+from .camera import VideoSource
+from .config import Settings
+from .errors import CameraError, HeronError
+from .events import SpeechOut, Utterance, VideoFrame
+from .listener import Listener
+from .playback import Speaker, SpeakerSink
+from .session import Session
+from .stt import Transcriber
+from .tts import Synthesizer
+from .vad import SileroVAD, UtteranceSegmenter
+
+log = logging.getLogger(__name__)
+
+ECHO_TAIL_S = 0.35
+"""After heron stops speaking, room echo and device latency still reach the mic."""
+
+
+@dataclass
+class LiveOptions:
+    resume: str | None = None
+    duration_s: float | None = None
+    """Stop by itself after this long (for demos, tests and benchmarks)."""
+    max_turns: int | None = None
+
+
+class SelfVoiceGate:
+    """Half duplex: speech that begins while heron speaks, or just after, is its own."""
+
+    def __init__(self, tail_s: float = ECHO_TAIL_S) -> None:
+        self.tail_s = tail_s
+        self._speaking_since: float | None = None
+        self._spoken: deque[tuple[float, float]] = deque(maxlen=16)
+
+    def speaking(self) -> None:
+        self._speaking_since = time.monotonic()
+
+    def quiet(self) -> None:
+        if self._speaking_since is not None:
+            self._spoken.append((self._speaking_since, time.monotonic() + self.tail_s))
+        self._speaking_since = None
+
+    def is_own_voice(self, utterance: Utterance) -> bool:
+        if self._speaking_since is not None and utterance.t_end >= self._speaking_since:
+            return True
+        return any(start <= utterance.t_start <= end for start, end in self._spoken)
+
+
+async def run_live(
+    settings: Settings,
+    options: LiveOptions,
+    *,
+    say: Callable[[str], None] = print,
+) -> int:
+    """Run until Ctrl-C (or the duration / turn limit); returns an exit code."""
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[Utterance | Exception] = asyncio.Queue()
+
+    camera: VideoSource | None = None
+    if settings.camera.source is not None:
+        camera = VideoSource(
+            settings.camera, on_status=lambda status, message: say(f"camera: {message}")
+        )
+        try:
+            camera.start()
+        except CameraError as exc:
+            say(f"camera: {exc}; going on without a camera")
+            camera = None
+
+    transcriber = Transcriber(settings.stt)
+    synthesizer = Synthesizer(settings.tts)
+    sink = SpeakerSink(settings.speaker)
+    speaker = Speaker(synthesizer, sink)
+    gate = SelfVoiceGate()
+    say("loading speech models…")
+    await asyncio.gather(
+        asyncio.to_thread(transcriber.warmup), asyncio.to_thread(synthesizer.synthesize, "ready")
+    )
+
+    def deliver(item: Utterance | Exception) -> None:
+        # called on the listener's threads; the queue belongs to the loop
+        loop.call_soon_threadsafe(inbox.put_nowait, item)
+
+    microphone = MicrophoneSource(settings.microphone)
+    listener = Listener(
+        microphone,
+        UtteranceSegmenter(settings.vad, SileroVAD()),
+        transcriber,
+        on_utterance=deliver,
+        on_error=deliver,
+    )
+
+    async def get_frame() -> VideoFrame | None:
+        if camera is None:
+            return None
+        frame = camera.latest()
+        if frame is None:
+            frame = await asyncio.to_thread(camera.wait_for_frame, None, 1.0)
+        return frame
+
+    async def speak(text: str) -> SpeechOut | None:
+        gate.speaking()
+        try:
+            return await speaker.asay(text)
+        finally:
+            gate.quiet()
+
+    code = 0
+    session = Session(settings, session_id=options.resume, get_frame=get_frame, speak=speak)
+    await session.open()
+    try:
+        listener.start()
+        say(
+            f"listening (session {session.id}{', resumed' if session.resumed else ''}; "
+            f"{'offline' if session.offline else settings.vlm.model}; "
+            f"camera {'on' if camera else 'off'}). Press Ctrl-C to stop."
+        )
+        session.log.write("status", ready=True, camera=camera is not None)
+        deadline = None if options.duration_s is None else loop.time() + options.duration_s
+        turns = 0
+        while options.max_turns is None or turns < options.max_turns:
+            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            try:
+                item = await asyncio.wait_for(inbox.get(), timeout)
+            except TimeoutError:
+                break
+            if isinstance(item, Exception):
+                session.log.write("error", where="microphone", error=str(item))
+                say(f"microphone: {item}")
+                code = 1
+                break
+            if gate.is_own_voice(item):
+                session.log.write("ignored", reason="own voice", text=item.text)
+                continue
+            say(f"you: {item.text}")
+            try:
+                result = await session.turn(item.text, utterance=item)
+            except HeronError as exc:
+                say(f"error: {exc}")
+                continue
+            turns += 1
+            say(f"{settings.assistant_name}: {result.reply}")
+            if "first_audio" in result.timing:
+                say(f"  ({result.timing['first_audio']:.0f} ms from end of speech to first audio)")
+    except asyncio.CancelledError:
+        say("stopping…")
+    finally:
+        listener.stop()
+        with contextlib.suppress(Exception):
+            speaker.stop()
+        if camera is not None:
+            camera.stop()
+        sink.close()
+        synthesizer.close()
+        await session.close()
+        say(f"session {session.id} saved; resume it with: heron live --resume {session.id}")
+    return code

@@ -1,0 +1,142 @@
+"""A scripted OpenAI-compatible chat-completions server on loopback.
+
+It stands in for a remote vision-language model: the real ``openai`` client talks
+to it over HTTP. Each request takes the next scripted step (streamed text, tool
+calls, an HTTP error, a delay, a malformed tool call); every request body is kept
+so tests can check what the model was sent (an image, tool results, redactions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Step:
+    """One scripted answer."""
+
+    text: str = ""
+    tool_calls: list[dict[str, str]] = field(default_factory=list)
+    """[{"name": "read_text", "arguments": "{}"}]: arguments as raw text, may be malformed."""
+    status: int = 200
+    delay_s: float = 0.0
+
+
+class ScriptedVLM:
+    """``with ScriptedVLM([Step(tool_calls=[...]), Step(text="...")]) as vlm: vlm.base_url``."""
+
+    def __init__(self, steps: list[Step] | None = None, *, default: Step | None = None) -> None:
+        self.steps = list(steps or [])
+        self.default = default or Step(text="I have nothing more to say.")
+        self.requests: list[dict[str, Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def images_in(self, index: int = -1) -> list[str]:
+        """Data URLs of the images in one request's messages."""
+        urls = []
+        for message in self.requests[index].get("messages", []):
+            content = message.get("content")
+            if isinstance(content, list):
+                urls += [p["image_url"]["url"] for p in content if p.get("type") == "image_url"]
+        return urls
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        step = self.steps.pop(0) if self.steps else self.default
+        if step.delay_s:
+            await asyncio.sleep(step.delay_s)
+        if step.status != 200:
+            return web.json_response(
+                {"error": {"message": "scripted failure", "type": "server_error"}},
+                status=step.status,
+            )
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        cid, created = "chatcmpl-" + uuid.uuid4().hex[:12], int(time.time())
+
+        async def send(delta: dict[str, Any], finish: str | None = None) -> None:
+            chunk = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body.get("model", "scripted"),
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        await send({"role": "assistant", "content": ""})
+        for i, call in enumerate(step.tool_calls):
+            await send(
+                {
+                    "tool_calls": [
+                        {
+                            "index": i,
+                            "id": f"call_{uuid.uuid4().hex[:8]}",
+                            "type": "function",
+                            "function": {"name": call["name"], "arguments": call["arguments"]},
+                        }
+                    ]
+                }
+            )
+        for word in step.text.split(" ") if step.text else []:
+            await send({"content": word + " "})
+        await send({}, finish="tool_calls" if step.tool_calls else "stop")
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    def start(self) -> ScriptedVLM:
+        ready = threading.Event()
+
+        async def serve() -> None:
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", self._chat)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+            await site.start()
+            server = site._server
+            assert server is not None and server.sockets
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(serve())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="scripted-vlm", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the scripted VLM server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._runner is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> ScriptedVLM:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
