@@ -11,9 +11,9 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
@@ -26,6 +26,12 @@ from .errors import AudioSourceError
 from .events import SAMPLE_RATE, AudioChunk
 
 log = logging.getLogger(__name__)
+
+FIRST_AUDIO_TIMEOUT_S = 5.0
+"""How long :meth:`MicrophoneSource.start` waits for the first block of audio."""
+
+NO_AUDIO_TIMEOUT_S = 5.0
+"""A running microphone that delivers nothing this long has failed."""
 
 _END = "end"
 _FAILED = "failed"
@@ -68,12 +74,7 @@ class AudioSource(Protocol):
 
     def __enter__(self) -> Self: ...
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 class _SourceBase:
@@ -89,12 +90,7 @@ class _SourceBase:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
@@ -156,18 +152,27 @@ class MicrophoneSource(_SourceBase):
     ) -> None:
         self.config = config or MicrophoneConfig.model_validate({})
         self._on_error = on_error
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._stream: sd.InputStream | None = None
-        self._resampler: soxr.ResampleStream | None = None
-        self._stopping = False
-        self._failed = False
         self.device_name = str(self.config.device) if self.config.device is not None else ""
         self.sample_rate = 0
         self.channels = 0
         self.status_count = 0
         """Callback blocks that PortAudio flagged (input overflow and the like)."""
-        self._in_total = 0
-        self._out_total = 0
+        self._reset(SAMPLE_RATE)
+
+    def _reset(self, rate: int) -> None:
+        """Fresh per-stream state: queue, counters, clock and resampler."""
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._stopping = False
+        self._in_total = self._out_total = 0
+        self._clock = _StreamClock()
+        self._flowing = threading.Event()
+        self._last_block = 0.0
+        self._resampler: soxr.ResampleStream | None = None
+        if rate != SAMPLE_RATE:
+            self._resampler = soxr.ResampleStream(
+                rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ"
+            )
 
     def start(self) -> None:
         """Open and start the input stream; idempotent."""
@@ -185,14 +190,7 @@ class MicrophoneSource(_SourceBase):
         self.sample_rate = int(cfg.sample_rate or info["default_samplerate"])
         self.channels = max(1, min(cfg.channels, int(info["max_input_channels"])))
         blocksize = max(1, self.sample_rate * cfg.block_ms // 1000)
-        self._stopping = self._failed = False
-        self._queue = queue.SimpleQueue()
-        self._in_total = self._out_total = 0
-        self._resampler = None
-        if self.sample_rate != SAMPLE_RATE:
-            self._resampler = soxr.ResampleStream(
-                self.sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ"
-            )
+        self._reset(self.sample_rate)
         try:
             stream = sd.InputStream(
                 device=int(info["index"]),
@@ -210,6 +208,15 @@ class MicrophoneSource(_SourceBase):
                 f"{self.channels} channel(s): {exc}"
             ) from exc
         self._stream = stream
+        # "Started" means hearing: some servers (an idle PulseAudio sink's monitor)
+        # take seconds to deliver the first block, and a dead device never does.
+        if not self._flowing.wait(FIRST_AUDIO_TIMEOUT_S):
+            self.stop()
+            raise AudioSourceError(
+                f"microphone {self.device_name!r} opened but delivered no audio "
+                f"within {FIRST_AUDIO_TIMEOUT_S:.0f} s"
+            )
+        self._last_block = time.monotonic()
         log.info(
             "microphone %r started: %d Hz, %d channel(s), %d ms blocks",
             self.device_name,
@@ -219,16 +226,17 @@ class MicrophoneSource(_SourceBase):
         )
 
     def _callback(self, indata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
-        # PortAudio's ADC timestamps are unreliable through ALSA's pulse plugin, so the
-        # block's first sample is dated from the monotonic clock at delivery.
-        t_first = time.monotonic() - frames / self.sample_rate
-        self._queue.put((indata.copy(), t_first, bool(status), str(status)))
+        # Only copy and timestamp here: this runs on PortAudio's real-time thread.
+        # (Its ADC timestamps are unreliable through ALSA's pulse plugin, so the
+        # arrival time on the monotonic clock is what read() dates blocks from.)
+        self._queue.put((indata.copy(), time.monotonic(), bool(status), str(status)))
+        if not self._flowing.is_set():
+            self._flowing.set()
 
     def _finished(self) -> None:
         if self._stopping:
             self._queue.put(_END)
             return
-        self._failed = True
         self._queue.put(_FAILED)
         if self._on_error is not None:
             self._on_error(self._failure())
@@ -254,45 +262,82 @@ class MicrophoneSource(_SourceBase):
             log.info("microphone %r: %d flagged blocks", self.device_name, self.status_count)
 
     def read(self, timeout: float | None = None) -> AudioChunk | None:
-        """The next chunk, ``None`` after :meth:`stop`; raises if the device failed."""
+        """The next chunk, ``None`` after :meth:`stop`; raises if the device failed.
+
+        A stream that stays silent (no blocks at all) for ``NO_AUDIO_TIMEOUT_S`` counts
+        as failed too: a vanished device does not always make PortAudio end the stream.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            now = time.monotonic()
+            stall_at = self._last_block + NO_AUDIO_TIMEOUT_S
+            wait = stall_at - now if deadline is None else min(deadline, stall_at) - now
             try:
-                item = self._queue.get(timeout=remaining)
+                item = self._queue.get(timeout=max(0.0, wait))
             except queue.Empty:
-                raise TimeoutError(f"no audio from {self.device_name!r} in {timeout} s") from None
+                if time.monotonic() >= stall_at and not self._stopping:
+                    raise AudioSourceError(
+                        f"microphone {self.device_name!r} delivered no audio for "
+                        f"{NO_AUDIO_TIMEOUT_S:.0f} s (device unplugged or audio server gone?)"
+                    ) from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"no audio from {self.device_name!r} in {timeout} s"
+                    ) from None
+                continue
             if item == _END or (self._stopping and item == _FAILED):
                 self._queue.put(_END)  # later reads see the end too
                 return None
             if item == _FAILED:
                 self._queue.put(_FAILED)
                 raise self._failure()
+            self._last_block = time.monotonic()
             chunk = self._convert(*item)
             if chunk is not None:
                 return chunk
 
     def _convert(
-        self, block: np.ndarray, t_first: float, flagged: bool, status: str
+        self, block: np.ndarray, arrival: float, flagged: bool, status: str
     ) -> AudioChunk | None:
         if flagged:
             self.status_count += 1
             log.warning("microphone %r: %s (block %d)", self.device_name, status, self._in_total)
         mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-        out_before = self._out_total
         self._in_total += len(mono)
+        base = self._clock.update(arrival, self._in_total / self.sample_rate)
         if self._resampler is None:
             samples = np.ascontiguousarray(mono, dtype=np.float32)
         else:
             samples = self._resampler.resample_chunk(mono)
+        out_before = self._out_total
         self._out_total += len(samples)
         if len(samples) == 0:
             return None
-        # Anchor each chunk on this block's clock: the resampler's output lags its
-        # input by a filter delay, measured here as input time minus output time.
-        t_block_end = t_first + len(mono) / self.sample_rate
-        lag = self._in_total / self.sample_rate - out_before / SAMPLE_RATE
-        return AudioChunk(samples=samples, t_capture=t_block_end - lag)
+        # Output sample j of the resampler is input time j / 16 kHz.
+        return AudioChunk(samples=samples, t_capture=base + out_before / SAMPLE_RATE)
+
+
+class _StreamClock:
+    """Maps a stream position (seconds of audio) to the monotonic time of its capture.
+
+    Blocks arrive late, or in bursts when an audio server buffers, but never early:
+    the smallest ``arrival - position`` seen lately is the best estimate of when
+    position 0 was captured. The window lets it follow clock drift and lost blocks.
+    """
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        self._window_s = window_s
+        self._minima: deque[tuple[float, float]] = deque()  # (arrival, offset), rising
+
+    def update(self, arrival: float, position_end: float) -> float:
+        """Record a block ending at ``position_end``; returns the capture time of 0."""
+        offset = arrival - position_end
+        while self._minima and self._minima[-1][1] >= offset:
+            self._minima.pop()
+        self._minima.append((arrival, offset))
+        while self._minima[0][0] < arrival - self._window_s:
+            self._minima.popleft()
+        return self._minima[0][1]
 
 
 class FileAudioSource(_SourceBase):

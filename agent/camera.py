@@ -20,6 +20,7 @@ work at all (a missing file, a corrupt image, a device that will not open) is a
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -29,6 +30,11 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+# FFmpeg and OpenCV print every failed connection attempt to stderr; heron reports
+# the camera's state itself. Set before the first capture opens; users may override.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 import cv2
 import numpy as np

@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=("%(asctime)s " if args.verbose else "") + "%(levelname)s %(name)s: %(message)s",
     )
     try:
         settings = _settings(args)

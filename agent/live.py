@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from .audio_source import MicrophoneSource
 from .camera import VideoSource
@@ -26,7 +29,7 @@ from .listener import Listener
 from .playback import Speaker, SpeakerSink
 from .session import Session
 from .stt import Transcriber
-from .tts import Synthesizer
+from .tts import ESPEAK_SAMPLE_RATE, Synthesizer
 from .vad import SileroVAD, UtteranceSegmenter
 
 log = logging.getLogger(__name__)
@@ -88,12 +91,17 @@ async def run_live(
 
     transcriber = Transcriber(settings.stt)
     synthesizer = Synthesizer(settings.tts)
-    sink = SpeakerSink(settings.speaker)
+    # the output stream stays open for the whole session: replies never wait for the
+    # device to start, and its first blocks are never lost to a start-up glitch
+    sink = SpeakerSink(settings.speaker, keep_alive_s=math.inf)
     speaker = Speaker(synthesizer, sink)
     gate = SelfVoiceGate()
     say("loading speech models…")
+    silence = np.zeros(ESPEAK_SAMPLE_RATE // 5, np.float32)
     await asyncio.gather(
-        asyncio.to_thread(transcriber.warmup), asyncio.to_thread(synthesizer.synthesize, "ready")
+        asyncio.to_thread(transcriber.warmup),
+        asyncio.to_thread(synthesizer.synthesize, "ready"),
+        asyncio.to_thread(sink.play, silence, ESPEAK_SAMPLE_RATE),
     )
 
     def deliver(item: Utterance | Exception) -> None:

@@ -104,6 +104,8 @@ class SpeakerSink:
         self._data: np.ndarray | None = None
         self._pos = 0
         self._idle_frames = 0
+        self._underflows = 0
+        self._failed = False
         self._t_first: float | None = None
         self._t_drained = 0.0
         self._consumed = threading.Event()
@@ -146,6 +148,7 @@ class SpeakerSink:
                     blocksize=round(rate * BLOCK_S),
                     latency="low",
                     callback=self._callback,
+                    finished_callback=self._on_finished,
                 )
             except sd.PortAudioError as exc:
                 raise SinkError(f"cannot open audio output device {self._device}: {exc}") from exc
@@ -158,8 +161,10 @@ class SpeakerSink:
             stream.abort(ignore_errors=True)
             stream.close(ignore_errors=True)
 
-    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, _status: Any) -> None:
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         with self._lock:
+            if status.output_underflow and self._data is not None:
+                self._underflows += 1
             data = self._data
             if data is None:
                 outdata.fill(0)
@@ -197,6 +202,7 @@ class SpeakerSink:
             self._halted.clear()
             with self._lock:
                 self._data, self._pos, self._t_first, self._playing = data, 0, None, True
+                self._underflows, self._failed = 0, False
                 start, self._running = not self._running, True
             try:
                 # A stop() from here on finds _playing set and halts this play.
@@ -219,16 +225,38 @@ class SpeakerSink:
                 self._close_stream()
                 raise SinkError(f"cannot start audio output {self._device}: {exc}") from exc
 
+    def _on_finished(self) -> None:
+        with self._lock:
+            if self._data is None:  # stopped, played out, or idle after keep-alive
+                return
+            # The stream died mid-play (PortAudio gave up on the device).
+            self._failed, self._running = True, False
+        self._consumed.set()
+
     def _wait(self, t_start: float, duration: float) -> PlaybackResult:
-        # Generous: some devices (PulseAudio's null sink) take up to 2 s to start.
-        # A device that stops calling back (unplugged, server gone) must not hang us.
-        if not self._consumed.wait(duration + 5.0):
-            self.stop()
-            raise SinkError(f"audio output device {self._device} stopped playing")
+        for restarted in (False, True):
+            # Generous: some devices (PulseAudio's null sink) take up to 2 s to start.
+            # A device that stops calling back (server gone) must not hang us.
+            if not self._consumed.wait(duration + 5.0):
+                self.stop()
+                raise SinkError(f"audio output device {self._device} stopped playing")
+            if not self._failed:
+                break
+            self._failed = False
+            if restarted:
+                self.stop()
+                raise SinkError(f"audio output device {self._device} failed mid-play")
+            # One restart gets over a transient error; playback resumes where it was.
+            log.warning("audio output device %s failed mid-play; restarting it", self._device)
+            self._consumed.clear()
+            self._running = True
+            self._start()
         if not self._halted.is_set():
             self._halted.wait(max(0.0, self._t_drained - time.monotonic()))
         t_end = time.monotonic()
         interrupted = self._halted.is_set()
+        if self._underflows:
+            log.warning("audio output underflowed %d times (gaps in the sound)", self._underflows)
         played = duration
         if interrupted:
             played = min(self._pos / self._stream_rate, t_end - (self._t_first or t_end))
@@ -324,6 +352,7 @@ class Speaker:
         t_start = time.monotonic()
         t_first: float | None = None
         seconds = 0.0
+        stopped = False
         sentences = split_sentences(text)
         pending: Future[Synthesis] | None = None
         if sentences:
@@ -336,25 +365,26 @@ class Speaker:
                 if index + 1 < len(sentences) and not self._interrupt.is_set():
                     pending = self.synthesizer.submit(sentences[index + 1])
                 if self._interrupt.is_set():
+                    stopped = True
                     break
                 result = self.sink.play(speech.samples, speech.sample_rate, cancel=self._interrupt)
                 if t_first is None:
                     t_first = result.t_first_audio
                 seconds += result.seconds_played
                 if result.interrupted:
+                    stopped = True
                     break
         finally:
             if pending is not None:
                 pending.cancel()
-        interrupted = self._interrupt.is_set()
         t_end = time.monotonic()
         log.debug(
             "said %d sentences, %.2f s of audio%s",
             len(sentences),
             seconds,
-            " (interrupted)" if interrupted else "",
+            " (interrupted)" if stopped else "",
         )
-        return SpeechOut(text, t_start, t_first, t_end, seconds, interrupted)
+        return SpeechOut(text, t_start, t_first, t_end, seconds, stopped)
 
     def stop(self) -> None:
         """Stop the current speech now; a no-op when nothing is being said."""

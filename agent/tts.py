@@ -173,26 +173,33 @@ class _Engine:
 
     def synthesize(self, text: str, voice: str | None, rate: int, volume: float) -> Synthesis:
         t0 = time.monotonic()
-        engine = self.engine()
-        try:
-            for _attempt in range(_ATTEMPTS):
-                self._apply(engine, voice or self._default_voice, rate, volume)
-                if self._render(engine, text):
-                    break
-                # pyttsx3 cancelled the utterance (and maybe queued settings) itself.
-                log.debug("pyttsx3 cancelled %r; synthesizing it again", text)
-                self._applied = None
-            else:
-                raise RuntimeError(f"the utterance was cancelled {_ATTEMPTS} times")
-            samples, sample_rate = sf.read(self._wav, dtype="float32", always_2d=True)
-        except Exception as exc:
-            # A failed runAndWait can leave the engine marked as "in loop" for good;
-            # start a fresh one for the next request.
-            log.warning("text-to-speech failed for %r (%s); restarting the engine", text, exc)
-            self._engine = None
-            raise ModelError(f"text-to-speech failed: {exc}") from exc
+        for last_try in (False, True):
+            engine = self.engine()
+            try:
+                samples, sample_rate = self._synthesize(engine, text, voice, rate, volume)
+                break
+            except Exception as exc:
+                # A failed runAndWait can leave pyttsx3 marked as "in loop" for good:
+                # drop the engine and try once more with a new one.
+                self._engine = None
+                if last_try:
+                    raise ModelError(f"text-to-speech failed: {exc}") from exc
+                log.warning("text-to-speech failed for %r (%s); restarting the engine", text, exc)
         mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
         return Synthesis(mono, int(sample_rate), text, time.monotonic() - t0)
+
+    def _synthesize(
+        self, engine: Any, text: str, voice: str | None, rate: int, volume: float
+    ) -> tuple[np.ndarray, int]:
+        for _attempt in range(_ATTEMPTS):
+            self._apply(engine, voice or self._default_voice, rate, volume)
+            if self._render(engine, text):
+                samples, sample_rate = sf.read(self._wav, dtype="float32", always_2d=True)
+                return samples, int(sample_rate)
+            # pyttsx3 cancelled the utterance (and maybe queued settings) itself.
+            log.debug("pyttsx3 cancelled %r; synthesizing it again", text)
+            self._applied = None
+        raise RuntimeError(f"the utterance was cancelled {_ATTEMPTS} times")
 
     def _apply(self, engine: Any, voice: str | None, rate: int, volume: float) -> None:
         # espeak's settings are process-wide: apply this request's when they differ.
@@ -272,7 +279,7 @@ class Synthesizer:
             raise ModelError("the synthesizer is closed")
         spoken = " ".join(_UNSPEAKABLE.sub(" ", text).split())
         if not spoken:
-            # An empty utterance would make pyttsx3's loop wait forever.
+            # pyttsx3 asserts on empty text, and espeak would announce no finished utterance.
             done: Future[Synthesis] = Future()
             empty = np.zeros(0, dtype=np.float32)
             done.set_result(Synthesis(empty, self._sample_rate, text, 0.0))
@@ -310,55 +317,19 @@ class Synthesizer:
 
 # -- sentences ------------------------------------------------------------------------
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Abbreviations that a sentence does not end with, even before a capital letter.
-_NEVER_FINAL = frozenset(
-    {
-        "mr",
-        "mrs",
-        "ms",
-        "dr",
-        "prof",
-        "st",
-        "sr",
-        "jr",
-        "mt",
-        "ft",
-        "vs",
-        "cf",
-        "e.g",
-        "i.e",
-        "approx",
-        "dept",
-        "gen",
-        "col",
-        "capt",
-        "lt",
-        "sgt",
-    }
+_NEVER_FINAL = _words(
+    "mr mrs ms dr prof st sr jr mt ft vs cf e.g i.e approx dept gen col capt lt sgt"
 )
 # Abbreviations that come before a number ("No. 5", "Fig. 2").
-_BEFORE_NUMBER = frozenset({"no", "nos", "fig", "vol", "ch", "art"})
+_BEFORE_NUMBER = _words("no nos fig vol ch art")
 # Abbreviations that may end a sentence: a boundary only before a capital letter.
-_MAYBE_FINAL = frozenset(
-    {
-        "etc",
-        "a.m",
-        "p.m",
-        "u.s",
-        "u.k",
-        "inc",
-        "ltd",
-        "co",
-        "corp",
-        "jan",
-        "feb",
-        "aug",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-    }
-)
+_MAYBE_FINAL = _words("etc a.m p.m u.s u.k inc ltd co corp jan feb aug sept oct nov dec")
 _BOUNDARY = re.compile(r"(?P<punct>[.!?]+|…)(?P<close>[\"'”’)\]]*)\s+(?=(?P<next>\S))")
 
 

@@ -36,9 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         vlm["model"] = args.model
     settings = load_settings(**({"vlm": vlm} if vlm else {}))
-    report = asyncio.run(
-        run_scenario(load_scenario(SCENARIO), settings, args.out, on_line=print)
-    )
+    report = asyncio.run(run_scenario(load_scenario(SCENARIO), settings, args.out, on_line=print))
     print(f"\ntranscript: {report.transcript}\nreplies:    {report.replies_wav}")
     for problem in report.errors + report.unmet:
         print(f"problem: {problem}", file=sys.stderr)

@@ -12,11 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from heron.agent.camera import VideoSource, describe_source, list_cameras, redact_source
 from heron.agent.config import CameraConfig
 from heron.agent.errors import CameraError
 from heron.agent.events import VideoFrame
-
 from tests.support.mjpeg import MJPEGServer
 
 W, H = 64, 48

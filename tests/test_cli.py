@@ -16,7 +16,10 @@ import soundfile as sf
 from tests.conftest import REPO
 
 HERON = [sys.executable, "-m", "heron.agent.cli"]
-JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+JFK = (
+    "And so my fellow Americans, ask not what your country can do for you, "
+    "ask what you can do for your country."
+)
 
 
 def words(text: str) -> list[str]:
@@ -117,7 +120,8 @@ def test_a_scenario_whose_reply_misses_the_expected_words_fails(heron_env: Path)
     source = REPO / "examples" / "scripted_session"
     scenario = heron_env / "scenario.toml"
     scenario.write_text(
-        f'name = "wrong expectation"\n[camera]\nimages = [{{ at = 0.0, path = "{source}/label.jpg" }}]\n'
+        f'name = "wrong expectation"\n[camera]\n'
+        f'images = [{{ at = 0.0, path = "{source}/label.jpg" }}]\n'
         '[[turns]]\nat = 0.0\ntext = "read this"\nexpect = ["orange", "juice"]\n'
     )
     result = heron("run", str(scenario))

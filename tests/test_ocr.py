@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import pytest
+
 from heron.agent.errors import ToolError
 from heron.agent.events import ToolCall, ToolResult, VideoFrame
 from heron.tools.base import ToolContext, ToolRegistry
 from heron.tools.ocr import ReadTextTool, TextReader, TextReading, _reading_order
-
 from tests.support.render import render_text_image
 
 SIGN = "LIBRARY OPENS AT 9 AM"

@@ -28,6 +28,8 @@ class Step:
     """[{"name": "read_text", "arguments": "{}"}]: arguments as raw text, may be malformed."""
     status: int = 200
     delay_s: float = 0.0
+    require_image: bool = False
+    """Answer with a complaint instead when the request carries no image."""
 
 
 class ScriptedVLM:
@@ -61,6 +63,8 @@ class ScriptedVLM:
         step = self.steps.pop(0) if self.steps else self.default
         if step.delay_s:
             await asyncio.sleep(step.delay_s)
+        if step.require_image and not self.images_in(-1):
+            step = Step(text="I was not shown any image.")
         if step.status != 200:
             return web.json_response(
                 {"error": {"message": "scripted failure", "type": "server_error"}},

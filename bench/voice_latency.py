@@ -1,0 +1,427 @@
+"""Voice latency of heron: end of the user's speech → first reply audio, by stage.
+
+Runs on the shared peer-benchmark inputs (``make_inputs.py``: ten spoken questions
+and jfk as 16 kHz WAVs with measured ends of speech) with the shared scripted
+OpenAI-compatible server (``scripted_llm.py``), so the figures stand beside the
+other frameworks' measured the same way:
+
+- the audio is pushed as 20 ms chunks at ``T0 + (k+1)·20 ms`` (real time, absolute
+  deadlines), 1 s of lead-in silence, and after each file at least 1.5 s of silence
+  and until the reply has been played plus 0.5 s;
+- heron's own live components run on it: Silero VAD segmenting, faster-whisper
+  tiny.en (int8, CPU), the LangGraph turn with the real ``openai`` client against the
+  scripted server, pyttsx3/espeak-ng synthesis, and playback into an output device
+  (``--device pulse`` for PulseAudio's null sink; ``--device none`` to stop the clock
+  when the first audio block is ready, as the peer harness does);
+- per turn: ``endpoint`` (VAD decided the utterance ended), ``transcript`` (Whisper
+  done), ``reply`` (the graph produced the answer text), ``first_audio`` (the first
+  reply block reached the output), all in ms after the end of speech; medians and
+  p90 (nearest rank) over the question turns, and the word error rate.
+
+It also measures, with ``heron live`` as a separate process on an MJPEG camera and
+the virtual microphone, the time from start to ready and the peak memory (VmHWM).
+
+    python bench/voice_latency.py --peers ../shared/bench/peers --repeat 2
+
+Prints the machine, the figures, and the peer's published medians beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from heron.agent.config import load_settings
+from heron.agent.events import SAMPLE_RATE, AudioChunk, SpeechOut, Utterance
+from heron.agent.listener import Listener
+from heron.agent.playback import PlaybackResult, Speaker, SpeakerSink
+from heron.agent.session import Session
+from heron.agent.stt import Transcriber
+from heron.agent.tts import Synthesizer
+from heron.agent.vad import SileroVAD, UtteranceSegmenter
+
+CHUNK = 320  # 20 ms
+PEER = {"pipecat default": (851, 3258), "pipecat fast (0.2 s timeout)": (808, 905)}
+"""pipecat 1.14.0 on this machine, first TTS audio after end of speech (median, p90 ms),
+from ../shared/bench/peers/pipecat/results.md."""
+
+
+class PacedStream:
+    """A microphone made of files: 20 ms chunks on absolute deadlines, silence between."""
+
+    def __init__(self, items: list[dict[str, Any]], reply_done: threading.Event) -> None:
+        self.items = items
+        self.reply_done = reply_done
+        self.file_t0: dict[int, float] = {}
+        self.current = -1
+        self.max_lateness = 0.0
+        self._gen = self._chunks()
+
+    def _chunks(self) -> Any:
+        t0 = time.monotonic()
+        k = 0
+        silence = np.zeros(CHUNK, np.float32)
+
+        def emit(samples: np.ndarray) -> AudioChunk:
+            nonlocal k
+            due = t0 + (k + 1) * CHUNK / SAMPLE_RATE
+            now = time.monotonic()
+            if due > now:
+                time.sleep(due - now)
+            else:
+                self.max_lateness = max(self.max_lateness, now - due)
+            chunk = AudioChunk(samples, t_capture=t0 + k * CHUNK / SAMPLE_RATE)
+            k += 1
+            return chunk
+
+        for _ in range(SAMPLE_RATE // CHUNK):
+            yield emit(silence)
+        for index, item in enumerate(self.items):
+            audio, rate = sf.read(item["file"], dtype="float32")
+            assert rate == SAMPLE_RATE and audio.ndim == 1, item["file"]
+            audio = np.concatenate([audio, np.zeros((-len(audio)) % CHUNK, np.float32)])
+            self.reply_done.clear()
+            self.current = index
+            self.file_t0[index] = t0 + k * CHUNK / SAMPLE_RATE
+            for start in range(0, len(audio), CHUNK):
+                yield emit(audio[start : start + CHUNK])
+            t_silence = time.monotonic()
+            t_done: float | None = None
+            while True:
+                yield emit(silence)
+                now = time.monotonic()
+                if t_done is None and self.reply_done.is_set():
+                    t_done = now
+                if now - t_silence >= 1.5 and t_done is not None and now - t_done >= 0.5:
+                    break
+                if now - t_silence >= 12.0:
+                    break
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def read(self, timeout: float | None = None) -> AudioChunk | None:
+        return next(self._gen, None)
+
+
+class FirstBlockSink:
+    """Stops the clock when the first block of a reply is ready; plays nothing."""
+
+    def play(
+        self, samples: np.ndarray, sample_rate: int, *, cancel: threading.Event | None = None
+    ) -> PlaybackResult:
+        now = time.monotonic()
+        return PlaybackResult(now, now, now, len(samples) / sample_rate)
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def norm_words(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9 ]", " ", (text or "").lower()).split()
+
+
+def wer(ref: str, hyp: str) -> float:
+    r, h = norm_words(ref), norm_words(hyp)
+    row = list(range(len(h) + 1))
+    for i in range(1, len(r) + 1):
+        prev, row[0] = row[0], i
+        for j in range(1, len(h) + 1):
+            cur = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
+            prev = cur
+    return row[len(h)] / max(1, len(r))
+
+
+def p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, int(np.ceil(0.9 * len(ordered))) - 1))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_scripted_llm(peers: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(peers / "scripted_llm.py"),
+            "--port",
+            str(port),
+            "--log",
+            str(log_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"http://127.0.0.1:{port}/v1"
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("scripted_llm.py did not start")
+
+
+async def measure_turns(
+    items: list[dict[str, Any]], base_url: str, device: str, data_dir: Path
+) -> tuple[list[dict[str, Any]], float]:
+    settings = load_settings(
+        data_dir=data_dir,
+        vlm={"base_url": base_url, "model": "scripted", "max_retries": 0},
+        speaker={"device": None if device == "default" else device},
+    )
+    transcriber = Transcriber(settings.stt)
+    synthesizer = Synthesizer(settings.tts)
+    transcriber.warmup()
+    synthesizer.synthesize("warm up")
+    sink: Any = FirstBlockSink() if device == "none" else SpeakerSink(settings.speaker)
+    speaker = Speaker(synthesizer, sink)
+    reply_done = threading.Event()
+    stream = PacedStream(items, reply_done)
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[Utterance | None] = asyncio.Queue()
+    listener = Listener(
+        stream,  # type: ignore[arg-type]
+        UtteranceSegmenter(settings.vad, SileroVAD()),
+        transcriber,
+        on_utterance=lambda u: loop.call_soon_threadsafe(inbox.put_nowait, u),
+        source_kind="microphone",
+    )
+    spoken: dict[int, SpeechOut] = {}
+
+    async def speak(text: str) -> SpeechOut:
+        out = await speaker.asay(text)
+        spoken[stream.current] = out
+        reply_done.set()
+        return out
+
+    rows: list[dict[str, Any]] = []
+    async with Session(settings, speak=speak) as session:
+        listener.start()
+        watcher = asyncio.create_task(asyncio.to_thread(listener.done.wait))
+        while True:
+            get = asyncio.create_task(inbox.get())
+            done, _ = await asyncio.wait({get, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if get not in done:
+                get.cancel()
+                break
+            utterance = get.result()
+            assert utterance is not None
+            index = stream.current
+            item = items[index]
+            result = await session.turn(utterance.text, utterance=utterance)
+            t_end = stream.file_t0[index] + item["speech_end_s"]
+            marks = session.components.trace.marks
+
+            def ms(t: float | None, t_end: float = t_end) -> float | None:
+                return None if t is None else round((t - t_end) * 1000, 1)
+
+            rows.append(
+                {
+                    "id": item["id"],
+                    "ref": item["text"],
+                    "heard": utterance.text,
+                    "wer": round(wer(item["text"], utterance.text), 3),
+                    "vad_end": ms(utterance.t_end),
+                    "endpoint": ms(getattr(utterance, "t_endpoint", None)),
+                    "transcript": ms(utterance.t_final),
+                    "reply": ms(marks.get("reply_ready")),
+                    "first_audio": ms(marks.get("first_audio")),
+                    "turn_ms": result.timing.get("turn_end"),
+                }
+            )
+            print(
+                f"  {item['id']:<8} endpoint {rows[-1]['endpoint']} transcript "
+                f"{rows[-1]['transcript']} reply {rows[-1]['reply']} first audio "
+                f"{rows[-1]['first_audio']}  | {utterance.text}",
+                flush=True,
+            )
+    listener.stop()
+    sink.close()
+    synthesizer.close()
+    return rows, stream.max_lateness
+
+
+def summarize(rows: list[dict[str, Any]], items: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row per input file: its last turn (earlier ones were premature cuts)."""
+    final: dict[str, dict[str, Any]] = {}
+    premature: dict[str, int] = {}
+    for row in rows:
+        if row["vad_end"] is not None and row["vad_end"] < -300:
+            premature[row["id"]] = premature.get(row["id"], 0) + 1
+            continue
+        final.setdefault(row["id"], row)
+    questions = [r for key, r in final.items() if not key.startswith("jfk")]
+    stages = ["endpoint", "transcript", "reply", "first_audio"]
+    out: dict[str, Any] = {"turns": len(questions), "premature": premature}
+    for stage in stages:
+        values = [r[stage] for r in questions if r[stage] is not None]
+        if values:
+            out[stage] = (round(statistics.median(values)), round(p90(values)))
+    out["wer"] = round(statistics.mean(r["wer"] for r in questions), 3) if questions else None
+    out["jfk"] = [r for key, r in final.items() if key.startswith("jfk")]
+    out["missing"] = [it["id"] for it in items if it["id"] not in final]
+    return out
+
+
+def measure_live_process(audio_device: str, seconds: float) -> dict[str, float]:
+    """Start ``heron live`` on an MJPEG camera and the virtual mic: ready time, peak RSS."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.support.mjpeg import MJPEGServer
+    from tests.support.render import render_text_image
+
+    frame = render_text_image(["LIBRARY OPENS AT 9 AM"])
+    with MJPEGServer(lambda: frame, fps=15) as camera:
+        t0 = time.monotonic()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "heron.agent.cli",
+                "live",
+                "--camera",
+                camera.url,
+                "--mic",
+                audio_device,
+                "--speaker",
+                audio_device,
+                "--offline",
+                "--duration",
+                str(seconds),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        ready = None
+        for line in proc.stdout:
+            if line.startswith("listening"):
+                ready = time.monotonic() - t0
+                break
+        peak_kb = 0
+        while proc.poll() is None:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            peak_kb = max(peak_kb, int(re.search(r"VmHWM:\s+(\d+)", status).group(1)))  # type: ignore[union-attr]
+            time.sleep(0.25)
+        proc.stdout.read()
+    return {"ready_s": round(ready or float("nan"), 2), "peak_rss_mb": round(peak_kb / 1024, 1)}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{platform.node()}: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peers", type=Path, default=Path("../shared/bench/peers"))
+    parser.add_argument("--inputs", type=Path, default=Path("/tmp/heron-bench/inputs"))
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--only", default="", help="comma-separated ids (q00,jfk)")
+    parser.add_argument("--device", default="pulse", help="output device, or 'none'")
+    parser.add_argument("--no-process", action="store_true", help="skip the heron live run")
+    parser.add_argument("--json", type=Path, help="write every row here")
+    args = parser.parse_args()
+
+    manifest = args.inputs / "manifest.json"
+    if not manifest.exists():
+        jfk = args.peers.parent.parent / "data" / "speech" / "jfk.flac"
+        subprocess.run(
+            [
+                sys.executable,
+                str(args.peers / "make_inputs.py"),
+                "--out",
+                str(args.inputs),
+                "--jfk",
+                str(jfk),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    items = json.loads(manifest.read_text())["items"]
+    for item in items:
+        item["file"] = str(args.inputs / Path(item["file"]).name)
+    if args.only:
+        items = [it for it in items if it["id"] in args.only.split(",")]
+    run_items = [items[0]] + [
+        dict(it, id=f"{it['id']}#{r + 1}") for r in range(args.repeat) for it in items
+    ]
+    run_items[0] = dict(run_items[0], id="warmup")
+
+    print(f"machine: {machine()}")
+    print(f"inputs: {len(items)} files x {args.repeat}; output device: {args.device}\n")
+    log_path = args.inputs.parent / "llm_requests.jsonl"
+    server, base_url = start_scripted_llm(args.peers, log_path)
+    data_dir = args.inputs.parent / "data"
+    try:
+        rows, lateness = asyncio.run(measure_turns(run_items, base_url, args.device, data_dir))
+    finally:
+        server.terminate()
+    rows = [r for r in rows if r["id"] != "warmup"]
+    summary = summarize(rows, run_items[1:])
+    print(f"\npacing max lateness {lateness * 1000:.1f} ms")
+    print(f"\nend of speech → stage, ms, median / p90 over {summary['turns']} question turns:")
+    for stage in ("endpoint", "transcript", "reply", "first_audio"):
+        if stage in summary:
+            print(f"  {stage:<12} {summary[stage][0]:>6} / {summary[stage][1]}")
+    if "first_audio" in summary:
+        median, tail = summary["first_audio"]
+        for name, (peer_median, peer_p90) in PEER.items():
+            print(
+                f"  vs {name}: {peer_median} / {peer_p90} ms → heron is "
+                f"{median / peer_median:.2f}x / {tail / peer_p90:.2f}x"
+            )
+    print(f"  word error rate (questions): {summary['wer']}")
+    print(f"  premature turns (cut inside an utterance): {summary['premature'] or 'none'}")
+    for row in summary["jfk"]:
+        print(f"  jfk: first audio {row['first_audio']} ms, WER {row['wer']}: {row['heard']}")
+    if summary["missing"]:
+        print(f"  no turn for: {summary['missing']}")
+    if not args.no_process and args.device != "none":
+        live = measure_live_process(args.device, 20)
+        print(
+            f"\nheron live: start → ready {live['ready_s']} s, peak memory {live['peak_rss_mb']} MB"
+        )
+    if args.json:
+        args.json.write_text(
+            json.dumps({"machine": machine(), "rows": rows, "summary": summary}, indent=1)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

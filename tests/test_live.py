@@ -1,0 +1,238 @@
+"""``heron live`` end to end on real parts.
+
+A recorded question is played into PulseAudio's virtual microphone; the camera is
+an MJPEG stream on loopback; the model is a scripted OpenAI-compatible server on
+loopback that checks it got an image and answers first with a tool call, then with
+text. heron's spoken reply is recorded from the virtual speaker and transcribed
+back with the same Whisper model.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from heron.memory.session_log import read_session_log
+from tests.conftest import REPO
+from tests.support.mjpeg import MJPEGServer
+from tests.support.pulse import VirtualAudio
+from tests.support.render import render_text_image
+from tests.support.vlm_server import ScriptedVLM, Step
+
+QUESTION = REPO / "examples" / "scripted_session" / "read_the_sign.wav"
+ANSWER = "The sign says the library is open every day."
+SIGN = render_text_image(["LIBRARY OPENS AT 9 AM"], scale=1.4, thickness=3)
+
+
+class Running:
+    """A ``heron live`` process whose output lines are collected as they come."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "heron.agent.cli", "live", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"no line matching {pattern!r}; output:\n" + "\n".join(self.seen)
+                )
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if re.search(pattern, line):
+                return line
+
+    def rest(self) -> list[str]:
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return self.seen
+
+
+@pytest.fixture()
+def camera() -> Iterator[MJPEGServer]:
+    with MJPEGServer(lambda: SIGN, fps=10) as server:
+        yield server
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def test_live_question_to_spoken_answer(
+    virtual_audio: VirtualAudio, camera: MJPEGServer, heron_env: Path
+) -> None:
+    steps = [
+        Step(tool_calls=[{"name": "read_text", "arguments": "{}"}], require_image=True),
+        Step(text=ANSWER),
+    ]
+    with ScriptedVLM(steps, default=Step(text="You said something else.")) as vlm:
+        env = {**os.environ, "HERON_VLM_MAX_RETRIES": "0"}
+        live = Running(
+            [
+                "--camera",
+                camera.url,
+                "--mic",
+                virtual_audio.device,
+                "--speaker",
+                virtual_audio.device,
+                "--base-url",
+                vlm.base_url,
+                "--model",
+                "scripted",
+                "--duration",
+                "150",
+            ],
+            env,
+        )
+        try:
+            live.wait_for(r"^listening \(session", timeout=120)
+            player = virtual_audio.play(QUESTION)
+            player.wait(timeout=30)
+            recording = heron_env / "reply.wav"
+            recorder = virtual_audio.record(recording)
+            live.wait_for(r"^you: .*read", timeout=60)
+            live.wait_for(r"^heron: ", timeout=60)
+            live.wait_for(r"ms from end of speech to first audio", timeout=60)
+            # the null sink delivers to its monitor with up to 2 s of latency; this also
+            # gives heron time to (wrongly) hear itself
+            time.sleep(3.5)
+            recorder.terminate()
+            recorder.wait(timeout=10)
+            live.proc.send_signal(signal.SIGINT)
+            code = live.proc.wait(timeout=60)
+        finally:
+            if live.proc.poll() is None:
+                live.proc.kill()
+        output = live.rest()
+        requests = list(vlm.requests)
+
+    assert code == 0, "\n".join(output)
+    assert any("resume it with: heron live --resume" in line for line in output)
+    # the model received the camera frame and the real OCR result
+    assert len(requests) == 2
+    assert "LIBRARY OPENS AT 9 AM" in requests[1]["messages"][-1]["content"].upper()
+    # what came out of the virtual speaker is the answer
+    from heron.agent.stt import Transcriber
+
+    heard = Transcriber().transcribe_file(recording).text
+    assert {"sign", "library", "open", "every"} <= words(heard), heard
+    # the session log has the whole turn, and heron's own voice made no turn
+    (session_dir,) = (heron_env / "heron-data" / "sessions").iterdir()
+    log = list(read_session_log(session_dir / "log.jsonl"))
+    kinds = [r["kind"] for r in log]
+    assert kinds.count("utterance") == 1
+    for kind in (
+        "frame",
+        "tool.call",
+        "tool.result",
+        "reply",
+        "speech",
+        "turn.timing",
+        "session.end",
+    ):
+        assert kind in kinds, kind
+    timing = next(r for r in log if r["kind"] == "turn.timing")
+    assert 0 < timing["first_audio"] < 10_000
+
+
+def test_live_goes_on_when_the_model_refuses_connections(
+    virtual_audio: VirtualAudio, camera: MJPEGServer, heron_env: Path
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    env = {**os.environ, "HERON_VLM_MAX_RETRIES": "0"}
+    live = Running(
+        [
+            "--camera",
+            camera.url,
+            "--mic",
+            virtual_audio.device,
+            "--speaker",
+            virtual_audio.device,
+            "--base-url",
+            dead,
+            "--max-turns",
+            "1",
+            "--duration",
+            "150",
+        ],
+        env,
+    )
+    try:
+        live.wait_for(r"^listening \(session", timeout=120)
+        virtual_audio.play(QUESTION).wait(timeout=30)
+        reply = live.wait_for(r"^heron: ", timeout=60)
+        code = live.proc.wait(timeout=60)
+    finally:
+        if live.proc.poll() is None:
+            live.proc.kill()
+    assert code == 0
+    assert "can't reach the vision model" in reply and "LIBRARY" in reply.upper()
+
+
+def test_live_with_an_unreadable_camera_url_says_so_and_still_answers(
+    virtual_audio: VirtualAudio, heron_env: Path
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/stream.mjpg"
+    live = Running(
+        [
+            "--camera",
+            url,
+            "--mic",
+            virtual_audio.device,
+            "--speaker",
+            virtual_audio.device,
+            "--offline",
+            "--max-turns",
+            "1",
+            "--duration",
+            "150",
+        ],
+        {**os.environ},
+    )
+    try:
+        live.wait_for(r"^listening \(session", timeout=120)
+        assert any(re.match(r"camera: .*stream\.mjpg cannot be opened", s) for s in live.seen)
+        virtual_audio.play(QUESTION).wait(timeout=30)
+        reply = live.wait_for(r"^heron: ", timeout=60)
+        code = live.proc.wait(timeout=60)
+    finally:
+        if live.proc.poll() is None:
+            live.proc.kill()
+    assert code == 0
+    assert "no camera frame" in reply
