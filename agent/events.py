@@ -56,6 +56,8 @@ class Utterance:
     """Monotonic time of the end of speech."""
     t_final: float
     """Monotonic time at which the final transcript was ready."""
+    t_endpoint: float | None = None
+    """Monotonic time at which the end of the utterance was decided (VAD silence)."""
     source: Literal["microphone", "file", "text"] = "microphone"
     audio: np.ndarray | None = field(default=None, repr=False, compare=False)
     no_speech_prob: float = 0.0

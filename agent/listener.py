@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+import numpy as np
+
 from .audio_source import AudioSource
 from .errors import ModelError
-from .events import Utterance
+from .events import SAMPLE_RATE, Utterance
 from .stt import Transcriber
 from .vad import SpeechEnded, SpeechStarted, UtteranceSegmenter
 
@@ -27,6 +29,9 @@ STALL_WARNING_S = 5.0
 """A source silent (no chunks at all) this long is logged as stalled."""
 
 _DONE = None
+
+TRAILING_PAD = SAMPLE_RATE * 3 // 10
+"""0.3 s of silence appended to each segment before transcription."""
 
 
 class Listener:
@@ -55,7 +60,8 @@ class Listener:
         self.error: Exception | None = None
         """The error that ended the listener, if any."""
         self._stop = threading.Event()
-        self._work: queue.SimpleQueue[SpeechEnded | None] = queue.SimpleQueue()
+        # each ended segment with the moment the VAD decided it had ended
+        self._work: queue.SimpleQueue[tuple[SpeechEnded, float] | None] = queue.SimpleQueue()
         self._reader: threading.Thread | None = None
         self._worker: threading.Thread | None = None
 
@@ -132,23 +138,27 @@ class Listener:
                 except Exception:
                     log.exception("the on_speech_start callback failed")
         else:
-            self._work.put(event)
+            self._work.put((event, time.monotonic()))
 
     def _transcribe_loop(self) -> None:
         try:
             self.transcriber.load()
-            while (segment := self._work.get()) is not _DONE:
+            while (work := self._work.get()) is not _DONE:
+                segment, t_endpoint = work
                 if self._stop.is_set():
                     continue  # stopping: drain without transcribing
-                self._transcribe(segment)
+                self._transcribe(segment, t_endpoint)
         except ModelError as exc:
             self._report(exc)
             self.stop()
         finally:
             self.done.set()
 
-    def _transcribe(self, segment: SpeechEnded) -> None:
-        transcript = self.transcriber.transcribe(segment.audio)
+    def _transcribe(self, segment: SpeechEnded, t_endpoint: float) -> None:
+        # Whisper hears the last word better with a little silence after it, and the
+        # VAD cuts close to the end of speech; the encoder pads to 30 s anyway
+        audio = np.concatenate([segment.audio, np.zeros(TRAILING_PAD, np.float32)])
+        transcript = self.transcriber.transcribe(audio)
         t_final = time.monotonic()
         log.debug(
             "utterance %.2f s: speech end → transcript %.3f s (whisper %.3f s)",
@@ -163,6 +173,7 @@ class Listener:
             t_start=segment.t_start,
             t_end=segment.t_end,
             t_final=t_final,
+            t_endpoint=t_endpoint,
             source=self.source_kind,
             audio=segment.audio,
             no_speech_prob=transcript.no_speech_prob,

@@ -166,6 +166,8 @@ class Session:
             trace.mark("turn_start")
             if utterance is not None:
                 trace.mark("speech_end", utterance.t_end)
+                if utterance.t_endpoint is not None:
+                    trace.mark("endpoint", utterance.t_endpoint)
                 trace.mark("transcript", utterance.t_final)
             self.components.trace = trace
             self.log.write(

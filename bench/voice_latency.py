@@ -64,9 +64,10 @@ from ../shared/bench/peers/pipecat/results.md."""
 class PacedStream:
     """A microphone made of files: 20 ms chunks on absolute deadlines, silence between."""
 
-    def __init__(self, items: list[dict[str, Any]], reply_done: threading.Event) -> None:
+    def __init__(self, items: list[dict[str, Any]], idle: threading.Event) -> None:
         self.items = items
-        self.reply_done = reply_done
+        self.idle = idle
+        """Set by the consumer when heron has answered everything it heard."""
         self.file_t0: dict[int, float] = {}
         self.current = -1
         self.max_lateness = 0.0
@@ -95,17 +96,17 @@ class PacedStream:
             audio, rate = sf.read(item["file"], dtype="float32")
             assert rate == SAMPLE_RATE and audio.ndim == 1, item["file"]
             audio = np.concatenate([audio, np.zeros((-len(audio)) % CHUNK, np.float32)])
-            self.reply_done.clear()
             self.current = index
             self.file_t0[index] = t0 + k * CHUNK / SAMPLE_RATE
             for start in range(0, len(audio), CHUNK):
                 yield emit(audio[start : start + CHUNK])
+            self.idle.clear()
             t_silence = time.monotonic()
             t_done: float | None = None
             while True:
                 yield emit(silence)
                 now = time.monotonic()
-                if t_done is None and self.reply_done.is_set():
+                if t_done is None and self.idle.is_set():
                     t_done = now
                 if now - t_silence >= 1.5 and t_done is not None and now - t_done >= 0.5:
                     break
@@ -118,6 +119,11 @@ class PacedStream:
 
     def read(self, timeout: float | None = None) -> AudioChunk | None:
         return next(self._gen, None)
+
+    def item_at(self, t: float) -> int:
+        """The input file being played at monotonic time ``t``."""
+        started = [index for index, t0 in self.file_t0.items() if t0 <= t]
+        return max(started) if started else 0
 
 
 class FirstBlockSink:
@@ -199,8 +205,8 @@ async def measure_turns(
     synthesizer.synthesize("warm up")
     sink: Any = FirstBlockSink() if device == "none" else SpeakerSink(settings.speaker)
     speaker = Speaker(synthesizer, sink)
-    reply_done = threading.Event()
-    stream = PacedStream(items, reply_done)
+    idle = threading.Event()
+    stream = PacedStream(items, idle)
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[Utterance | None] = asyncio.Queue()
     listener = Listener(
@@ -210,13 +216,9 @@ async def measure_turns(
         on_utterance=lambda u: loop.call_soon_threadsafe(inbox.put_nowait, u),
         source_kind="microphone",
     )
-    spoken: dict[int, SpeechOut] = {}
 
     async def speak(text: str) -> SpeechOut:
-        out = await speaker.asay(text)
-        spoken[stream.current] = out
-        reply_done.set()
-        return out
+        return await speaker.asay(text)
 
     rows: list[dict[str, Any]] = []
     async with Session(settings, speak=speak) as session:
@@ -230,9 +232,11 @@ async def measure_turns(
                 break
             utterance = get.result()
             assert utterance is not None
-            index = stream.current
+            index = stream.item_at(utterance.t_end)
             item = items[index]
             result = await session.turn(utterance.text, utterance=utterance)
+            if inbox.empty():
+                idle.set()
             t_end = stream.file_t0[index] + item["speech_end_s"]
             marks = session.components.trace.marks
 
