@@ -97,7 +97,7 @@ class VADConfig(_Component):
     threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability to start")
     min_speech_ms: int = Field(150, ge=0, description="Shorter bursts are ignored")
     min_silence_ms: int = Field(500, ge=50, description="Silence that ends an utterance")
-    pre_roll_ms: int = Field(600, ge=0, le=2000, description="Audio kept before speech onset")
+    pre_roll_ms: int = Field(450, ge=0, le=2000, description="Audio kept before speech onset")
     max_utterance_s: float = Field(30.0, gt=1, description="Longest utterance before a cut")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -14,16 +13,13 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import REPO
+from tests.support.words import words
 
 HERON = [sys.executable, "-m", "heron.agent.cli"]
 JFK = (
     "And so my fellow Americans, ask not what your country can do for you, "
     "ask what you can do for your country."
 )
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
 
 
 def heron(

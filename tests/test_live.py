@@ -28,10 +28,12 @@ from tests.support.mjpeg import MJPEGServer
 from tests.support.pulse import VirtualAudio
 from tests.support.render import render_text_image
 from tests.support.vlm_server import ScriptedVLM, Step
+from tests.support.words import word_errors
 
 QUESTION = REPO / "examples" / "scripted_session" / "read_the_sign.wav"
-ANSWER = "The sign says the library is open every day."
-SIGN = render_text_image(["LIBRARY OPENS AT 9 AM"], scale=1.4, thickness=3)
+# words Whisper tiny.en hears reliably in espeak-ng's voice, whatever the device path
+ANSWER = "The sign says no parking at any time."
+SIGN = render_text_image(["NO PARKING AT ANY TIME"], scale=1.3, thickness=3)
 
 
 class Running:
@@ -80,10 +82,6 @@ class Running:
 def camera() -> Iterator[MJPEGServer]:
     with MJPEGServer(lambda: SIGN, fps=10) as server:
         yield server
-
-
-def words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def test_live_question_to_spoken_answer(
@@ -138,12 +136,12 @@ def test_live_question_to_spoken_answer(
     assert any("resume it with: heron live --resume" in line for line in output)
     # the model received the camera frame and the real OCR result
     assert len(requests) == 2
-    assert "LIBRARY OPENS AT 9 AM" in requests[1]["messages"][-1]["content"].upper()
+    assert "NO PARKING AT ANY TIME" in requests[1]["messages"][-1]["content"].upper()
     # what came out of the virtual speaker is the answer
     from heron.agent.stt import Transcriber
 
     heard = Transcriber().transcribe_file(recording).text
-    assert {"sign", "library", "open", "every"} <= words(heard), heard
+    assert word_errors(ANSWER, heard) <= 1, heard
     # the session log has the whole turn, and heron's own voice made no turn
     (session_dir,) = (heron_env / "heron-data" / "sessions").iterdir()
     log = list(read_session_log(session_dir / "log.jsonl"))
@@ -198,7 +196,7 @@ def test_live_goes_on_when_the_model_refuses_connections(
         if live.proc.poll() is None:
             live.proc.kill()
     assert code == 0
-    assert "can't reach the vision model" in reply and "LIBRARY" in reply.upper()
+    assert "can't reach the vision model" in reply and "NO PARKING AT ANY TIME" in reply.upper()
 
 
 def test_live_with_an_unreadable_camera_url_says_so_and_still_answers(

@@ -36,6 +36,7 @@ from heron.agent.stt import Transcriber
 from heron.agent.vad import SileroVAD, SpeechEnded, SpeechStarted, UtteranceSegmenter
 from tests.conftest import need
 from tests.support.pulse import VirtualAudio
+from tests.support.words import word_errors, words
 
 JFK = (
     "And so my fellow Americans, ask not what your country can do for you, "
@@ -43,10 +44,6 @@ JFK = (
 )
 WEATHER = "What is the weather like today?"
 GLASSES = "Where did I leave my glasses?"
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
 
 
 def write_wav(path: Path, audio: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
@@ -244,8 +241,9 @@ def test_two_questions_make_two_utterances(tmp_path: Path, speak, transcriber: T
     gap = np.zeros(int(1.5 * SAMPLE_RATE), np.float32)
     path = write_wav(tmp_path / "two.wav", np.concatenate([gap, trim(first), gap, trim(second)]))
     got = listen_to_file(path, transcriber)
-    assert [words(u.text) for u in got.utterances] == [words(WEATHER), words(GLASSES)]
     a, b = got.utterances
+    assert word_errors(WEATHER, a.text) <= 1, a.text
+    assert word_errors(GLASSES, b.text) <= 1, b.text
     assert a.source == "file" and a.audio is not None
     # (fast mode runs the virtual clock ahead of real time, so t_final is not compared)
     assert a.t_start < a.t_end < b.t_start < b.t_end
@@ -253,8 +251,11 @@ def test_two_questions_make_two_utterances(tmp_path: Path, speak, transcriber: T
     assert a.t_end - a.t_start == pytest.approx(len(trim(first)) / SAMPLE_RATE, abs=0.25)
     assert b.t_start - a.t_end == pytest.approx(1.5, abs=0.25)
     assert len(got.starts) == 2
-    # Audio: 300 ms of pre-roll before the onset, 100 ms after the end of speech.
-    assert len(a.audio) / SAMPLE_RATE == pytest.approx(a.t_end - a.t_start + 0.4, abs=0.01)
+    # Audio: the pre-roll before the onset, 100 ms after the end of speech.
+    pre_roll = VADConfig().pre_roll_ms / 1000
+    assert len(a.audio) / SAMPLE_RATE == pytest.approx(
+        a.t_end - a.t_start + pre_roll + 0.1, abs=0.01
+    )
     print(f"speech {len(trim(first)) / SAMPLE_RATE:.2f} s, segment {a.t_end - a.t_start:.2f} s")
 
 
@@ -356,7 +357,7 @@ def test_microphone_48k_stereo_hears_jfk(
 ) -> None:
     mic = MicrophoneConfig(device=virtual_audio.device, sample_rate=48000, channels=2)
     got = play_and_listen(virtual_audio, jfk_wav, mic, transcriber, "for your country")
-    assert got.words == words(JFK)
+    assert word_errors(JFK, " ".join(got.words)) <= 2, got.words
     lag = [u.t_final - u.t_end for u in got.utterances]
     print(f"jfk over the microphone: {len(got.utterances)} utterances, end→text {lag}")
 
@@ -367,9 +368,8 @@ def test_microphone_44k_hears_a_question(
     _, path = speak(WEATHER)
     mic = MicrophoneConfig(device=virtual_audio.device, sample_rate=44100)
     got = play_and_listen(virtual_audio, path, mic, transcriber, "")
-    # tiny.en sometimes hears the synthetic "today" as "to me"; the rest is stable.
     assert len(got.utterances) == 1
-    assert got.words[:5] == words(WEATHER)[:5]
+    assert word_errors(WEATHER, " ".join(got.words)) <= 1, got.words
 
 
 def test_missing_microphone_is_a_clear_error(virtual_audio: VirtualAudio) -> None:
