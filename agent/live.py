@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import logging
 import math
+import signal
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -27,12 +29,14 @@ from .errors import CameraError, HeronError
 from .events import SpeechOut, Utterance, VideoFrame
 from .listener import Listener
 from .playback import Speaker, SpeakerSink
-from .session import Session
+from .session import Session, recent_sessions, session_exists
 from .stt import Transcriber
 from .tts import ESPEAK_SAMPLE_RATE, Synthesizer
 from .vad import SileroVAD, UtteranceSegmenter
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 ECHO_TAIL_S = 0.35
 """After heron stops speaking, room echo and device latency still reach the mic."""
@@ -75,8 +79,33 @@ async def run_live(
     say: Callable[[str], None] = print,
 ) -> int:
     """Run until Ctrl-C (or the duration / turn limit); returns an exit code."""
+    async with contextlib.AsyncExitStack() as stack:
+        return await _run(settings, options, say, stack)
+    raise AssertionError("unreachable")  # for type checkers: the stack does not swallow
+
+
+async def _run(
+    settings: Settings,
+    options: LiveOptions,
+    say: Callable[[str], None],
+    stack: contextlib.AsyncExitStack,
+) -> int:
+    if options.resume and not session_exists(settings, options.resume):
+        raise HeronError(
+            f"there is no session {options.resume!r} in {settings.data_dir}; "
+            f"recent sessions: {', '.join(recent_sessions(settings)) or 'none'}"
+        )
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[Utterance | Exception] = asyncio.Queue()
+    stopping = asyncio.Event()
+
+    def on_ctrl_c() -> None:
+        say("stopping…")
+        stopping.set()
+        loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C interrupts at once
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on every platform
+        loop.add_signal_handler(signal.SIGINT, on_ctrl_c)
 
     camera: VideoSource | None = None
     if settings.camera.source is not None:
@@ -85,15 +114,18 @@ async def run_live(
         )
         try:
             camera.start()
+            stack.callback(camera.stop)
         except CameraError as exc:
             say(f"camera: {exc}; going on without a camera")
             camera = None
 
     transcriber = Transcriber(settings.stt)
     synthesizer = Synthesizer(settings.tts)
+    stack.callback(synthesizer.close)
     # the output stream stays open for the whole session: replies never wait for the
     # device to start, and its first blocks are never lost to a start-up glitch
     sink = SpeakerSink(settings.speaker, keep_alive_s=math.inf)
+    stack.callback(sink.close)
     speaker = Speaker(synthesizer, sink)
     gate = SelfVoiceGate()
     say("loading speech models…")
@@ -108,9 +140,8 @@ async def run_live(
         # called on the listener's threads; the queue belongs to the loop
         loop.call_soon_threadsafe(inbox.put_nowait, item)
 
-    microphone = MicrophoneSource(settings.microphone)
     listener = Listener(
-        microphone,
+        MicrophoneSource(settings.microphone),
         UtteranceSegmenter(settings.vad, SileroVAD()),
         transcriber,
         on_utterance=deliver,
@@ -132,53 +163,65 @@ async def run_live(
         finally:
             gate.quiet()
 
-    code = 0
     session = Session(settings, session_id=options.resume, get_frame=get_frame, speak=speak)
     await session.open()
-    try:
-        listener.start()
-        say(
-            f"listening (session {session.id}{', resumed' if session.resumed else ''}; "
-            f"{'offline' if session.offline else settings.vlm.model}; "
-            f"camera {'on' if camera else 'off'}). Press Ctrl-C to stop."
-        )
-        session.log.write("status", ready=True, camera=camera is not None)
-        deadline = None if options.duration_s is None else loop.time() + options.duration_s
-        turns = 0
-        while options.max_turns is None or turns < options.max_turns:
-            timeout = None if deadline is None else max(0.0, deadline - loop.time())
-            try:
-                item = await asyncio.wait_for(inbox.get(), timeout)
-            except TimeoutError:
-                break
-            if isinstance(item, Exception):
-                session.log.write("error", where="microphone", error=str(item))
-                say(f"microphone: {item}")
-                code = 1
-                break
-            if gate.is_own_voice(item):
-                session.log.write("ignored", reason="own voice", text=item.text)
-                continue
-            say(f"you: {item.text}")
-            try:
-                result = await session.turn(item.text, utterance=item)
-            except HeronError as exc:
-                say(f"error: {exc}")
-                continue
-            turns += 1
-            say(f"{settings.assistant_name}: {result.reply}")
-            if "first_audio" in result.timing:
-                say(f"  ({result.timing['first_audio']:.0f} ms from end of speech to first audio)")
-    except asyncio.CancelledError:
-        say("stopping…")
-    finally:
-        listener.stop()
-        with contextlib.suppress(Exception):
-            speaker.stop()
-        if camera is not None:
-            camera.stop()
-        sink.close()
-        synthesizer.close()
+
+    async def close_session() -> None:
         await session.close()
         say(f"session {session.id} saved; resume it with: heron live --resume {session.id}")
-    return code
+
+    stack.push_async_callback(close_session)
+    stack.callback(speaker.stop)  # unwinds first: silence before the session closes
+    listener.start()
+    stack.callback(listener.stop)
+    say(
+        f"listening (session {session.id}{', resumed' if session.resumed else ''}; "
+        f"{'offline' if session.offline else settings.vlm.model}; "
+        f"camera {'on' if camera else 'off'}). Press Ctrl-C to stop."
+    )
+    session.log.write("status", ready=True, camera=camera is not None)
+
+    deadline = None if options.duration_s is None else loop.time() + options.duration_s
+    turns = 0
+    while options.max_turns is None or turns < options.max_turns:
+        timeout = None if deadline is None else max(0.0, deadline - loop.time())
+        item = await _next(inbox.get(), stopping, timeout)
+        if item is None:
+            break
+        if isinstance(item, Exception):
+            session.log.write("error", where="microphone", error=str(item))
+            say(f"microphone: {item}")
+            return 1
+        if gate.is_own_voice(item):
+            session.log.write("ignored", reason="own voice", text=item.text)
+            continue
+        say(f"you: {item.text}")
+        try:
+            result = await _next(session.turn(item.text, utterance=item), stopping, None)
+        except Exception as exc:  # one failed turn must not end the conversation
+            log.exception("the turn failed")
+            say(f"error: {exc}")
+            continue
+        if result is None:
+            break
+        turns += 1
+        say(f"{settings.assistant_name}: {result.reply}")
+        if "first_audio" in result.timing:
+            say(f"  ({result.timing['first_audio']:.0f} ms from end of speech to first audio)")
+    return 0
+
+
+async def _next(
+    work: Coroutine[Any, Any, T], stopping: asyncio.Event, timeout: float | None
+) -> T | None:
+    """``work``'s result, or None when Ctrl-C or the timeout comes first (work is cancelled)."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(stopping.wait())
+    done, _ = await asyncio.wait({task, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None

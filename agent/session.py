@@ -46,6 +46,17 @@ def new_session_id() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
+def session_exists(settings: Settings, session_id: str) -> bool:
+    return (Path(settings.data_dir) / "sessions" / session_id / "log.jsonl").is_file()
+
+
+def recent_sessions(settings: Settings, count: int = 5) -> list[str]:
+    """The ids of the latest sessions, newest first."""
+    folder = Path(settings.data_dir) / "sessions"
+    found = sorted(folder.glob("*/log.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [path.parent.name for path in found[:count]]
+
+
 def default_tools() -> ToolRegistry:
     from heron.tools.ocr import ReadTextTool
 
@@ -84,7 +95,7 @@ class Session:
     ) -> None:
         self.settings = settings
         self.resumed = False
-        """True once opened if the session id already had checkpoints."""
+        """True once opened if the session already had checkpoints or a log."""
         self.id = session_id or new_session_id()
         self.dir = Path(settings.data_dir) / "sessions" / self.id
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +142,7 @@ class Session:
         await saver.setup()
         self._graph = build_graph(self.components, saver)
         snapshot = await self._graph.aget_state(self.config)
-        self.resumed = bool(snapshot.values)
+        self.resumed = bool(snapshot.values) or self.log.continued
         self._turns = int(snapshot.values.get("turn", 0)) if snapshot.values else 0
         self.log.write(
             "session.start",

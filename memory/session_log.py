@@ -31,6 +31,8 @@ class SessionLog:
         self._fsync = fsync
         self._lock = threading.Lock()
         self._seq = self._last_seq()
+        self.continued = self._seq > 0
+        """True when the file already held records: a resumed session."""
         self._file: TextIO | None = self.path.open("a", encoding="utf-8")
 
     def _last_seq(self) -> int:

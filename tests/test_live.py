@@ -234,3 +234,88 @@ def test_live_with_an_unreadable_camera_url_says_so_and_still_answers(
             live.proc.kill()
     assert code == 0
     assert "no camera frame" in reply
+
+
+def test_a_missing_microphone_is_a_clear_error(
+    virtual_audio: VirtualAudio, heron_env: Path
+) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "heron.agent.cli",
+            "live",
+            "--no-camera",
+            "--offline",
+            "--mic",
+            "no-such-microphone",
+            "--speaker",
+            virtual_audio.device,
+            "--duration",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no-such-microphone" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_live_resume_continues_the_session(virtual_audio: VirtualAudio, heron_env: Path) -> None:
+    def live(*extra: str) -> str:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "heron.agent.cli",
+                "live",
+                "--no-camera",
+                "--offline",
+                "--mic",
+                virtual_audio.device,
+                "--speaker",
+                virtual_audio.device,
+                "--duration",
+                "1",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    first = live()
+    session_id = re.search(r"listening \(session (\S+?);", first).group(1)  # type: ignore[union-attr]
+    second = live("--resume", session_id)
+    assert f"listening (session {session_id}, resumed;" in second
+    log = list(read_session_log(heron_env / "heron-data" / "sessions" / session_id / "log.jsonl"))
+    assert [r["kind"] for r in log].count("session.start") == 2
+
+
+def test_resuming_an_unknown_session_is_a_clear_error(
+    virtual_audio: VirtualAudio, heron_env: Path
+) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "heron.agent.cli",
+            "live",
+            "--no-camera",
+            "--offline",
+            "--mic",
+            virtual_audio.device,
+            "--speaker",
+            virtual_audio.device,
+            "--resume",
+            "20990101-000000-dead",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "there is no session '20990101-000000-dead'" in result.stderr
