@@ -29,7 +29,7 @@ from .errors import CameraError, HeronError
 from .events import SpeechOut, Utterance, VideoFrame
 from .listener import Listener
 from .playback import Speaker, SpeakerSink
-from .session import Session, recent_sessions, session_exists
+from .session import Session, default_tools, recent_sessions, session_exists
 from .stt import Transcriber
 from .tts import ESPEAK_SAMPLE_RATE, Synthesizer
 from .vad import SileroVAD, UtteranceSegmenter
@@ -130,10 +130,12 @@ async def _run(
     gate = SelfVoiceGate()
     say("loading speech models…")
     silence = np.zeros(ESPEAK_SAMPLE_RATE // 5, np.float32)
+    tools = default_tools()
     await asyncio.gather(
         asyncio.to_thread(transcriber.warmup),
         asyncio.to_thread(synthesizer.synthesize, "ready"),
         asyncio.to_thread(sink.play, silence, ESPEAK_SAMPLE_RATE),
+        asyncio.to_thread(tools.warmup),
     )
 
     def deliver(item: Utterance | Exception) -> None:
@@ -163,7 +165,9 @@ async def _run(
         finally:
             gate.quiet()
 
-    session = Session(settings, session_id=options.resume, get_frame=get_frame, speak=speak)
+    session = Session(
+        settings, session_id=options.resume, get_frame=get_frame, speak=speak, tools=tools
+    )
     await session.open()
 
     async def close_session() -> None:

@@ -83,6 +83,9 @@ class Tool(Generic[ArgsT]):
     def run(self, args: ArgsT, ctx: ToolContext) -> Any:
         raise NotImplementedError
 
+    def warmup(self) -> None:
+        """Load models ahead of the first call (a no-op for tools that have none)."""
+
 
 def _to_content(value: Any) -> str:
     if isinstance(value, BaseModel):
@@ -114,6 +117,14 @@ class ToolRegistry:
 
     def get(self, name: str) -> Tool[Any]:
         return self._tools[name]
+
+    def warmup(self) -> None:
+        """Warm every tool up; a tool that fails to is logged, and will fail when called."""
+        for tool in self._tools.values():
+            try:
+                tool.warmup()
+            except Exception as exc:
+                log.warning("tool %s could not warm up: %s", tool.name, exc)
 
     def schemas(self) -> list[dict[str, Any]]:
         return [tool.schema() for tool in self._tools.values()]

@@ -272,6 +272,9 @@ class ReadTextTool(Tool[ReadTextArgs]):
     def __init__(self, reader: TextReader | None = None) -> None:
         self.reader = reader if reader is not None else TextReader()
 
+    def warmup(self) -> None:
+        self.reader.warmup()
+
     def run(self, args: ReadTextArgs, ctx: ToolContext) -> TextReading:
         image = ctx.require_frame()
         crop: Crop | None = None
