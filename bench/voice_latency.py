@@ -285,6 +285,20 @@ def summarize(rows: list[dict[str, Any]], items: list[dict[str, Any]]) -> dict[s
         values = [r[stage] for r in questions if r[stage] is not None]
         if values:
             out[stage] = (round(statistics.median(values)), round(p90(values)))
+    splits = {
+        "endpointing": ("vad_end", "endpoint"),
+        "transcription": ("endpoint", "transcript"),
+        "graph": ("transcript", "reply"),
+        "synthesis": ("reply", "first_audio"),
+    }
+    for name, (start, end) in splits.items():
+        values = [
+            r[end] - (0.0 if start == "vad_end" else r[start])
+            for r in questions
+            if r[end] is not None and r[start] is not None
+        ]
+        if values:
+            out[name] = (round(statistics.median(values)), round(p90(values)))
     out["wer"] = round(statistics.mean(r["wer"] for r in questions), 3) if questions else None
     out["jfk"] = [r for key, r in final.items() if key.startswith("jfk")]
     out["missing"] = [it["id"] for it in items if it["id"] not in final]
@@ -401,7 +415,11 @@ def main() -> int:
     print(f"\nend of speech → stage, ms, median / p90 over {summary['turns']} question turns:")
     for stage in ("endpoint", "transcript", "reply", "first_audio"):
         if stage in summary:
-            print(f"  {stage:<12} {summary[stage][0]:>6} / {summary[stage][1]}")
+            print(f"  {stage:<13} {summary[stage][0]:>6} / {summary[stage][1]}")
+    print("each stage on its own, ms, median / p90:")
+    for stage in ("endpointing", "transcription", "graph", "synthesis"):
+        if stage in summary:
+            print(f"  {stage:<13} {summary[stage][0]:>6} / {summary[stage][1]}")
     if "first_audio" in summary:
         median, tail = summary["first_audio"]
         for name, (peer_median, peer_p90) in PEER.items():
