@@ -97,42 +97,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _device(value: str) -> str | int:
+    return int(value) if value.isdigit() else value
+
+
 def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, with the command line's options on top of every other source."""
     if args.config:
-        os.environ["HERON_CONFIG"] = args.config
         if not Path(args.config).is_file():
             raise HeronError(f"settings file not found: {args.config}")
+        os.environ["HERON_CONFIG"] = args.config
+    options = {
+        ("data_dir", None): args.data_dir,
+        ("vlm", "base_url"): getattr(args, "base_url", None),
+        ("vlm", "model"): getattr(args, "model", None),
+        ("camera", "source"): getattr(args, "camera", None),
+        ("microphone", "device"): _device(args.mic) if getattr(args, "mic", None) else None,
+        ("speaker", "device"): _device(args.speaker) if getattr(args, "speaker", None) else None,
+        ("stt", "model"): getattr(args, "stt_model", None),
+    }
     overrides: dict[str, Any] = {}
-    if args.data_dir:
-        overrides["data_dir"] = args.data_dir
-    settings = load_settings(**overrides)
-    vlm: dict[str, Any] = {}
-    if getattr(args, "base_url", None):
-        vlm["base_url"] = args.base_url
-    if getattr(args, "model", None):
-        vlm["model"] = args.model
-    if getattr(args, "offline", False):
-        vlm.update(base_url=None, api_key=None)
-    camera: dict[str, Any] = {}
-    if getattr(args, "camera", None):
-        camera["source"] = args.camera
+    for (section, key), value in options.items():
+        if value is None:
+            continue
+        if key is None:
+            overrides[section] = value
+        else:
+            overrides.setdefault(section, {})[key] = value
     if getattr(args, "no_camera", False):
-        camera["source"] = None
-    update: dict[str, Any] = {}
-    for name, values in (("vlm", vlm), ("camera", camera)):
-        if values:
-            merged = {**getattr(settings, name).model_dump(), **values}
-            update[name] = type(getattr(settings, name)).model_validate(merged)
-    for name, value in (
-        ("microphone", getattr(args, "mic", None)),
-        ("speaker", getattr(args, "speaker", None)),
-    ):
-        if value is not None:
-            device: str | int = int(value) if value.isdigit() else value
-            update[name] = getattr(settings, name).model_copy(update={"device": device})
-    if getattr(args, "stt_model", None):
-        update["stt"] = settings.stt.model_copy(update={"model": args.stt_model})
-    return settings.model_copy(update=update) if update else settings
+        overrides.setdefault("camera", {})["source"] = None
+    settings = load_settings(**overrides)
+    return settings.without_model() if getattr(args, "offline", False) else settings
 
 
 def _run_scenario(settings: Settings, path: Path, out: Path | None, realtime: bool) -> int:
@@ -175,10 +170,7 @@ def _main_job(settings: Settings) -> int:
         "scripted session offline instead. Use `heron live` once a camera and a microphone "
         "are connected."
     )
-    offline = settings.model_copy(
-        update={"vlm": settings.vlm.model_copy(update={"base_url": None, "api_key": None})}
-    )
-    return _run_scenario(offline, demo_scenario_path(), None, realtime=False)
+    return _run_scenario(settings.without_model(), demo_scenario_path(), None, realtime=False)
 
 
 def _live(settings: Settings, args: argparse.Namespace) -> int:
@@ -232,10 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return _run_scenario(settings, args.scenario, args.out, args.realtime)
         if args.command == "demo":
-            offline = settings.model_copy(
-                update={"vlm": settings.vlm.model_copy(update={"base_url": None, "api_key": None})}
+            return _run_scenario(
+                settings.without_model(), demo_scenario_path(), args.out, realtime=False
             )
-            return _run_scenario(offline, demo_scenario_path(), args.out, realtime=False)
         if args.command == "transcribe":
             return _transcribe(settings, args.audio)
         if args.command == "devices":

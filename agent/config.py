@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     )
     assistant_name: str = Field("heron", min_length=1)
 
+    def without_model(self) -> Settings:
+        """These settings with no model endpoint: heron answers with local tools only."""
+        vlm = self.vlm.model_copy(update={"base_url": None, "api_key": None})
+        return self.model_copy(update={"vlm": vlm})
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -163,11 +168,11 @@ class Settings(BaseSettings):
 
 
 def _openai_env_defaults() -> dict[str, Any]:
-    """The conventional OpenAI variables, used when heron's own are not set."""
+    """The conventional OpenAI variables, as VLM settings."""
     vlm: dict[str, Any] = {}
-    if "OPENAI_API_KEY" in os.environ and f"{ENV_PREFIX}VLM_API_KEY" not in os.environ:
-        vlm["api_key"] = os.environ["OPENAI_API_KEY"]
-    if "OPENAI_BASE_URL" in os.environ and f"{ENV_PREFIX}VLM_BASE_URL" not in os.environ:
+    if os.environ.get("OPENAI_API_KEY"):
+        vlm["api_key"] = SecretStr(os.environ["OPENAI_API_KEY"])
+    if os.environ.get("OPENAI_BASE_URL"):
         vlm["base_url"] = os.environ["OPENAI_BASE_URL"]
     return vlm
 
@@ -175,17 +180,20 @@ def _openai_env_defaults() -> dict[str, Any]:
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings from keywords, environment and ``heron.toml``.
 
-    Raises :class:`ConfigError` naming each wrong key, its value and what it accepts.
+    Nested keywords merge with the other sources (``vlm={"model": "x"}`` keeps the
+    endpoint from the environment). ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` fill in
+    what no heron setting gave. Raises :class:`ConfigError` naming each wrong key,
+    its value and what it accepts.
     """
     try:
         settings = Settings(**overrides)
-        openai_vlm = _openai_env_defaults()
-        if openai_vlm and "vlm" not in overrides:
-            merged = {**openai_vlm, **settings.vlm.model_dump(exclude_unset=True)}
-            settings = settings.model_copy(update={"vlm": VLMConfig(**merged)})
-        return settings
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+    given = settings.vlm.model_fields_set
+    fallback = {k: v for k, v in _openai_env_defaults().items() if k not in given}
+    if fallback:
+        settings = settings.model_copy(update={"vlm": settings.vlm.model_copy(update=fallback)})
+    return settings
 
 
 def describe_validation_error(exc: ValidationError) -> str:

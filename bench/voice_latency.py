@@ -55,6 +55,11 @@ from heron.agent.stt import Transcriber
 from heron.agent.tts import Synthesizer
 from heron.agent.vad import SileroVAD, UtteranceSegmenter
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test support code
+from tests.support.mjpeg import MJPEGServer
+from tests.support.render import render_text_image
+from tests.support.words import word_errors, words
+
 CHUNK = 320  # 20 ms
 PEER = {"pipecat default": (851, 3258), "pipecat fast (0.2 s timeout)": (808, 905)}
 """pipecat 1.14.0 on this machine, first TTS audio after end of speech (median, p90 ms),
@@ -140,20 +145,8 @@ class FirstBlockSink:
     def close(self) -> None: ...
 
 
-def norm_words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9 ]", " ", (text or "").lower()).split()
-
-
-def wer(ref: str, hyp: str) -> float:
-    r, h = norm_words(ref), norm_words(hyp)
-    row = list(range(len(h) + 1))
-    for i in range(1, len(r) + 1):
-        prev, row[0] = row[0], i
-        for j in range(1, len(h) + 1):
-            cur = row[j]
-            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
-            prev = cur
-    return row[len(h)] / max(1, len(r))
+def wer(reference: str, heard: str) -> float:
+    return word_errors(reference, heard) / max(1, len(words(reference)))
 
 
 def p90(values: list[float]) -> float:
@@ -307,10 +300,6 @@ def summarize(rows: list[dict[str, Any]], items: list[dict[str, Any]]) -> dict[s
 
 def measure_live_process(audio_device: str, seconds: float) -> dict[str, float]:
     """Start ``heron live`` on an MJPEG camera and the virtual mic: ready time, peak RSS."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.support.mjpeg import MJPEGServer
-    from tests.support.render import render_text_image
-
     frame = render_text_image(["LIBRARY OPENS AT 9 AM"])
     with MJPEGServer(lambda: frame, fps=15) as camera:
         t0 = time.monotonic()
