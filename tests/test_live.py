@@ -13,6 +13,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from heron.agent.stt import Transcriber
 from heron.memory.session_log import read_session_log
 from tests.conftest import REPO
 from tests.support.mjpeg import MJPEGServer
@@ -36,16 +38,36 @@ ANSWER = "The sign says no parking at any time."
 SIGN = render_text_image(["NO PARKING AT ANY TIME"], scale=1.3, thickness=3)
 
 
+def unused_url(path: str) -> str:
+    """A loopback URL where nothing listens: connections are refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}{path}"
+
+
+def live_command(audio: VirtualAudio, *options: str) -> list[str]:
+    return [
+        sys.executable, "-m", "heron.agent.cli", "live",
+        "--mic", audio.device, "--speaker", audio.device, *options,
+    ]  # fmt: skip
+
+
+def run_live(audio: VirtualAudio, *options: str) -> subprocess.CompletedProcess[str]:
+    """``heron live`` to its end (its own time limit or an error)."""
+    command = live_command(audio, *options)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
 class Running:
     """A ``heron live`` process whose output lines are collected as they come."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "heron.agent.cli", "live", *args],
+            command,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env=env,
+            env={**os.environ, **(env or {})},
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
@@ -77,6 +99,14 @@ class Running:
             self.seen.append(self.lines.get())
         return self.seen
 
+    def finish(self, timeout: float = 60) -> int:
+        """Wait for the process to end by itself; kill it if it does not."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
 
 @pytest.fixture()
 def camera() -> Iterator[MJPEGServer]:
@@ -92,28 +122,15 @@ def test_live_question_to_spoken_answer(
         Step(text=ANSWER),
     ]
     with ScriptedVLM(steps, default=Step(text="You said something else.")) as vlm:
-        env = {**os.environ, "HERON_VLM_MAX_RETRIES": "0"}
+        options = ["--camera", camera.url, "--base-url", vlm.base_url, "--model", "scripted"]
+        options += ["--duration", "150"]
         live = Running(
-            [
-                "--camera",
-                camera.url,
-                "--mic",
-                virtual_audio.device,
-                "--speaker",
-                virtual_audio.device,
-                "--base-url",
-                vlm.base_url,
-                "--model",
-                "scripted",
-                "--duration",
-                "150",
-            ],
-            env,
+            live_command(virtual_audio, *options),
+            {"HERON_VLM_MAX_RETRIES": "0"},
         )
         try:
             live.wait_for(r"^listening \(session", timeout=120)
-            player = virtual_audio.play(QUESTION)
-            player.wait(timeout=30)
+            virtual_audio.play(QUESTION).wait(timeout=30)
             recording = heron_env / "reply.wav"
             recorder = virtual_audio.record(recording)
             live.wait_for(r"^you: .*read", timeout=60)
@@ -125,10 +142,8 @@ def test_live_question_to_spoken_answer(
             recorder.terminate()
             recorder.wait(timeout=10)
             live.proc.send_signal(signal.SIGINT)
-            code = live.proc.wait(timeout=60)
         finally:
-            if live.proc.poll() is None:
-                live.proc.kill()
+            code = live.finish()
         output = live.rest()
         requests = list(vlm.requests)
 
@@ -138,8 +153,6 @@ def test_live_question_to_spoken_answer(
     assert len(requests) == 2
     assert "NO PARKING AT ANY TIME" in requests[1]["messages"][-1]["content"].upper()
     # what came out of the virtual speaker is the answer
-    from heron.agent.stt import Transcriber
-
     heard = Transcriber().transcribe_file(recording).text
     assert word_errors(ANSWER, heard) <= 1, heard
     # the session log has the whole turn, and heron's own voice made no turn
@@ -147,16 +160,9 @@ def test_live_question_to_spoken_answer(
     log = list(read_session_log(session_dir / "log.jsonl"))
     kinds = [r["kind"] for r in log]
     assert kinds.count("utterance") == 1
-    for kind in (
-        "frame",
-        "tool.call",
-        "tool.result",
-        "reply",
-        "speech",
-        "turn.timing",
-        "session.end",
-    ):
+    for kind in ("frame", "tool.call", "tool.result", "reply", "speech", "turn.timing"):
         assert kind in kinds, kind
+    assert kinds[-1] == "session.end"
     timing = next(r for r in log if r["kind"] == "turn.timing")
     assert 0 < timing["first_audio"] < 10_000
 
@@ -164,37 +170,18 @@ def test_live_question_to_spoken_answer(
 def test_live_goes_on_when_the_model_refuses_connections(
     virtual_audio: VirtualAudio, camera: MJPEGServer, heron_env: Path
 ) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
-    env = {**os.environ, "HERON_VLM_MAX_RETRIES": "0"}
+    options = ["--camera", camera.url, "--base-url", unused_url("/v1"), "--max-turns", "1"]
+    options += ["--duration", "150"]
     live = Running(
-        [
-            "--camera",
-            camera.url,
-            "--mic",
-            virtual_audio.device,
-            "--speaker",
-            virtual_audio.device,
-            "--base-url",
-            dead,
-            "--max-turns",
-            "1",
-            "--duration",
-            "150",
-        ],
-        env,
+        live_command(virtual_audio, *options),
+        {"HERON_VLM_MAX_RETRIES": "0"},
     )
     try:
         live.wait_for(r"^listening \(session", timeout=120)
         virtual_audio.play(QUESTION).wait(timeout=30)
         reply = live.wait_for(r"^heron: ", timeout=60)
-        code = live.proc.wait(timeout=60)
     finally:
-        if live.proc.poll() is None:
-            live.proc.kill()
+        code = live.finish()
     assert code == 0
     assert "can't reach the vision model" in reply and "NO PARKING AT ANY TIME" in reply.upper()
 
@@ -202,36 +189,19 @@ def test_live_goes_on_when_the_model_refuses_connections(
 def test_live_with_an_unreadable_camera_url_says_so_and_still_answers(
     virtual_audio: VirtualAudio, heron_env: Path
 ) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}/stream.mjpg"
+    url = unused_url("/stream.mjpg")
     live = Running(
-        [
-            "--camera",
-            url,
-            "--mic",
-            virtual_audio.device,
-            "--speaker",
-            virtual_audio.device,
-            "--offline",
-            "--max-turns",
-            "1",
-            "--duration",
-            "150",
-        ],
-        {**os.environ},
+        live_command(
+            virtual_audio, "--camera", url, "--offline", "--max-turns", "1", "--duration", "150"
+        )
     )
     try:
         live.wait_for(r"^listening \(session", timeout=120)
         assert any(re.match(r"camera: .*stream\.mjpg cannot be opened", s) for s in live.seen)
         virtual_audio.play(QUESTION).wait(timeout=30)
         reply = live.wait_for(r"^heron: ", timeout=60)
-        code = live.proc.wait(timeout=60)
     finally:
-        if live.proc.poll() is None:
-            live.proc.kill()
+        code = live.finish()
     assert code == 0
     assert "no camera frame" in reply
 
@@ -239,58 +209,21 @@ def test_live_with_an_unreadable_camera_url_says_so_and_still_answers(
 def test_a_missing_microphone_is_a_clear_error(
     virtual_audio: VirtualAudio, heron_env: Path
 ) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "heron.agent.cli",
-            "live",
-            "--no-camera",
-            "--offline",
-            "--mic",
-            "no-such-microphone",
-            "--speaker",
-            virtual_audio.device,
-            "--duration",
-            "5",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    command = live_command(virtual_audio, "--no-camera", "--offline", "--duration", "5")
+    command[command.index(virtual_audio.device)] = "no-such-microphone"
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "no-such-microphone" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_live_resume_continues_the_session(virtual_audio: VirtualAudio, heron_env: Path) -> None:
-    def live(*extra: str) -> str:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "heron.agent.cli",
-                "live",
-                "--no-camera",
-                "--offline",
-                "--mic",
-                virtual_audio.device,
-                "--speaker",
-                virtual_audio.device,
-                "--duration",
-                "1",
-                *extra,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
-    first = live()
-    session_id = re.search(r"listening \(session (\S+?);", first).group(1)  # type: ignore[union-attr]
-    second = live("--resume", session_id)
-    assert f"listening (session {session_id}, resumed;" in second
+    first = run_live(virtual_audio, "--no-camera", "--offline", "--duration", "1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    session_id = re.search(r"listening \(session (\S+?);", first.stdout).group(1)  # type: ignore[union-attr]
+    second = run_live(
+        virtual_audio, "--no-camera", "--offline", "--duration", "1", "--resume", session_id
+    )
+    assert f"listening (session {session_id}, resumed;" in second.stdout
     log = list(read_session_log(heron_env / "heron-data" / "sessions" / session_id / "log.jsonl"))
     assert [r["kind"] for r in log].count("session.start") == 2
 
@@ -298,24 +231,6 @@ def test_live_resume_continues_the_session(virtual_audio: VirtualAudio, heron_en
 def test_resuming_an_unknown_session_is_a_clear_error(
     virtual_audio: VirtualAudio, heron_env: Path
 ) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "heron.agent.cli",
-            "live",
-            "--no-camera",
-            "--offline",
-            "--mic",
-            virtual_audio.device,
-            "--speaker",
-            virtual_audio.device,
-            "--resume",
-            "20990101-000000-dead",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_live(virtual_audio, "--no-camera", "--offline", "--resume", "20990101-000000-dead")
     assert result.returncode == 2
     assert "there is no session '20990101-000000-dead'" in result.stderr
