@@ -10,6 +10,8 @@ import asyncio
 import base64
 import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from heron.agent.events import VideoFrame
 from heron.agent.graph import NO_ANSWER
 from heron.agent.session import Session
 from heron.memory.session_log import read_session_log
+from tests.conftest import REPO
 from tests.support.render import render_text_image
 from tests.support.vlm_server import ScriptedVLM, Step
 
@@ -236,18 +239,40 @@ def test_no_camera_frame_still_answers(heron_env: Path) -> None:
     assert result.reply == "I cannot see anything." and result.frame is None
 
 
-# the unclosed database connection's thread outlives the event loop, as in a real crash
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+CRASH = """
+import asyncio, os, sys, time
+from heron.agent.config import load_settings
+from heron.agent.events import VideoFrame
+from heron.agent.session import Session
+from tests.conftest import REPO
+from tests.support.render import render_text_image
+
+image = render_text_image(["LIBRARY OPENS AT 9 AM"], scale=1.4, thickness=3)
+
+async def frame():
+    return VideoFrame(image, time.monotonic(), time.time(), 1, "test")
+
+async def main():
+    session = await Session(load_settings(), get_frame=frame).open()
+    print(session.id, flush=True)
+    await session.turn(sys.argv[1])
+    os._exit(3)  # the process dies: nothing is closed or flushed on the way out
+
+asyncio.run(main())
+"""
+
+
 @pytest.mark.parametrize("question", ["read this", "what does the label say"])
 def test_the_log_survives_a_crash_mid_session(heron_env: Path, question: str) -> None:
-    settings = settings_for(heron_env, None)
-
-    async def crash() -> str:
-        session = await Session(settings, get_frame=frames_of(SIGN)).open()
-        await session.turn(question)
-        return session.id  # no close(): as if the process died here
-
-    session_id = asyncio.run(crash())
-    kinds = [r["kind"] for r in log_of(settings, session_id)]
-    assert kinds[:2] == ["session.start", "utterance"] and "reply" in kinds
-    assert "session.end" not in kinds
+    result = subprocess.run(
+        [sys.executable, "-c", CRASH, question],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    session_id = result.stdout.split()[0]
+    log = log_of(load_settings(), session_id)
+    kinds = [r["kind"] for r in log]
+    assert kinds[:2] == ["session.start", "utterance"] and "session.end" not in kinds
+    reply = next(r for r in log if r["kind"] == "reply")
+    assert "LIBRARY OPENS AT 9 AM" in reply["text"].upper()
+    assert "turn.timing" in kinds  # the last record before the crash is there too
