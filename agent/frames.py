@@ -42,6 +42,8 @@ class FrameStore:
         start = int(existing[-1].stem) + 1 if existing else 1
         self._counter = itertools.count(start)
         self._lock = threading.Lock()
+        self._last_url: tuple[str, str] = ("", "")
+        """The latest frame's data URL: every think round of a turn sends it again."""
 
     def save(self, frame: VideoFrame) -> FrameRef:
         jpeg = encode_frame(
@@ -67,4 +69,8 @@ class FrameStore:
         )
 
     def data_url(self, name: str) -> str:
-        return image_data_url((self.session_dir / name).read_bytes())
+        cached_name, url = self._last_url
+        if cached_name != name:
+            url = image_data_url((self.session_dir / name).read_bytes())
+            self._last_url = (name, url)
+        return url

@@ -33,7 +33,7 @@ from heron.tools.base import ToolContext, ToolRegistry
 
 from .errors import VLMError
 from .events import SpeechOut, ToolCall, VideoFrame
-from .frames import FrameRef, FrameStore
+from .frames import FrameStore
 from .offline import OfflineThinker
 from .thinking import Thinker, ThinkRequest
 from .trace import TurnTrace
@@ -71,7 +71,6 @@ class TurnComponents:
     max_tool_rounds: int = 4
     trace: TurnTrace = field(default_factory=lambda: TurnTrace(turn=0))
     current_frame: VideoFrame | None = None
-    frame_ref: FrameRef | None = None
 
 
 def build_graph(
@@ -86,11 +85,10 @@ def build_graph(
 
     async def perceive(state: TurnState) -> dict[str, Any]:
         frame = await c.get_frame()
-        c.current_frame, c.frame_ref = frame, None
+        c.current_frame = frame
         message: dict[str, Any] = {"role": "user", "content": state["user_text"]}
         if frame is not None:
             ref = await asyncio.to_thread(c.frame_store.save, frame)
-            c.frame_ref = ref
             message["frame"] = ref.name
             c.log.write(
                 "frame",
