@@ -112,10 +112,10 @@ async def run_scenario(
         now = time.monotonic()
         return VideoFrame(image, now, time.time(), frame_index["n"], f"scenario:{scenario.name}")
 
-    turn_sink: dict[str, WavFileSink] = {}
+    turn_sinks: list[WavFileSink] = []  # the current turn's own file, while it runs
 
     async def speak(text: str) -> SpeechOut | None:
-        sinks = [replies, *turn_sink.values()]
+        sinks = [replies, *turn_sinks]
         return await Speaker(synthesizer, _Tee(sinks)).asay(text)
 
     transcript_path = out_dir / "transcript.txt"
@@ -151,11 +151,11 @@ async def run_scenario(
                 line(f"{_stamp(turn.at)} user: {utterance.text or '(nothing heard)'}")
                 if not utterance.text:
                     continue
-                turn_sink["current"] = WavFileSink(out_dir / f"reply_{number:02d}.wav")
+                turn_sinks.append(WavFileSink(out_dir / f"reply_{number:02d}.wav"))
                 try:
                     result = await session.turn(utterance.text, utterance=utterance)
                 finally:
-                    turn_sink.pop("current").close()
+                    turn_sinks.pop().close()
                 report.turns.append(result)
                 line(f"{_stamp(turn.at)} {settings.assistant_name}: {result.reply}")
                 missing = missing_words(result.reply, turn.expect)

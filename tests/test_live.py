@@ -99,6 +99,11 @@ class Running:
             self.seen.append(self.lines.get())
         return self.seen
 
+    def ask(self, audio: VirtualAudio) -> None:
+        """Wait until heron listens, then speak the question into the virtual mic."""
+        self.wait_for(r"^listening \(session", timeout=120)
+        audio.play(QUESTION).wait(timeout=30)
+
     def finish(self, timeout: float = 60) -> int:
         """Wait for the process to end by itself; kill it if it does not."""
         try:
@@ -129,8 +134,7 @@ def test_live_question_to_spoken_answer(
             {"HERON_VLM_MAX_RETRIES": "0"},
         )
         try:
-            live.wait_for(r"^listening \(session", timeout=120)
-            virtual_audio.play(QUESTION).wait(timeout=30)
+            live.ask(virtual_audio)
             recording = heron_env / "reply.wav"
             recorder = virtual_audio.record(recording)
             live.wait_for(r"^you: .*read", timeout=60)
@@ -177,8 +181,7 @@ def test_live_goes_on_when_the_model_refuses_connections(
         {"HERON_VLM_MAX_RETRIES": "0"},
     )
     try:
-        live.wait_for(r"^listening \(session", timeout=120)
-        virtual_audio.play(QUESTION).wait(timeout=30)
+        live.ask(virtual_audio)
         reply = live.wait_for(r"^heron: ", timeout=60)
     finally:
         code = live.finish()
@@ -196,9 +199,8 @@ def test_live_with_an_unreadable_camera_url_says_so_and_still_answers(
         )
     )
     try:
-        live.wait_for(r"^listening \(session", timeout=120)
+        live.ask(virtual_audio)
         assert any(re.match(r"camera: .*stream\.mjpg cannot be opened", s) for s in live.seen)
-        virtual_audio.play(QUESTION).wait(timeout=30)
         reply = live.wait_for(r"^heron: ", timeout=60)
     finally:
         code = live.finish()
