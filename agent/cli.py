@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import sys
@@ -94,7 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--stt-model", help="tiny.en (bundled), a model name or a folder")
 
     sub.add_parser("devices", help="list cameras and audio devices")
+    for module in _command_modules():
+        module.add_parser(sub)
     return parser
+
+
+COMMAND_MODULES = [
+    # each module has ``add_parser(subparsers)`` and ``run(settings, args) -> int``,
+    # and registers one command under the name of its module
+]
+
+
+def _command_modules() -> list[Any]:
+    return [importlib.import_module(f"heron.agent.commands.{name}") for name in COMMAND_MODULES]
 
 
 def _device(value: str) -> str | int:
@@ -231,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
             return _transcribe(settings, args.audio)
         if args.command == "devices":
             return _devices()
+        if args.command in COMMAND_MODULES:
+            module = importlib.import_module(f"heron.agent.commands.{args.command}")
+            return int(module.run(settings, args))
     except HeronError as exc:
         print(f"heron: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,1 @@
+"""Commands of the ``heron`` CLI beyond the core ones: one module each."""
