@@ -61,6 +61,8 @@ class Utterance:
     source: Literal["microphone", "file", "text"] = "microphone"
     audio: np.ndarray | None = field(default=None, repr=False, compare=False)
     no_speech_prob: float = 0.0
+    utterance_id: int = 0
+    """The segmenter's count: voice events of the same utterance carry it too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +97,9 @@ class SpeechOut:
     t_end: float
     audio_seconds: float
     interrupted: bool = False
+    spoken_text: str | None = None
+    """What was actually said: ``text`` cut where playback was interrupted."""
+
+    @property
+    def said(self) -> str:
+        return self.text if self.spoken_text is None else self.spoken_text

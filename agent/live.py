@@ -1,45 +1,47 @@
 """``heron live``: the camera, the microphone and the speaker, in one session.
 
-Sensors run on their own threads (camera reader, microphone reader, VAD and
-Whisper); utterances cross into the asyncio loop thread-safely and run one turn
-each. While heron speaks, and for a short tail after, what the microphone hears is
-taken to be heron's own voice and dropped, so heron never answers itself.
-Ctrl-C stops everything cleanly and the session can be resumed with its id.
+Sensors run on their own threads (camera reader, microphone reader with echo
+cancellation and VAD, Whisper); their events cross into the asyncio loop
+thread-safely, where a :class:`~heron.agent.conversation.Conversation` runs the
+turns: replies are spoken while they are generated, the user can interrupt, and
+heron never answers its own voice. Ctrl-C (or ``controls.stop()``) stops
+everything cleanly and the session can be resumed with its id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import signal
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
-from .audio_source import MicrophoneSource
+from .audio_source import AudioSource, MicrophoneSource
 from .camera import VideoSource
 from .config import Settings
+from .conversation import Conversation
+from .echo import EchoCanceller
 from .errors import CameraError, HeronError
-from .events import SpeechOut, Utterance, VideoFrame
-from .listener import Listener
+from .events import AudioChunk, Utterance, VideoFrame
+from .listener import Listener, Partial
+from .live_events import EventCallback, LiveControls, LiveEvent, Notice, StateChanged
 from .playback import Speaker, SpeakerSink
 from .session import Session, default_tools, recent_sessions, session_exists
 from .stt import Transcriber
 from .tts import ESPEAK_SAMPLE_RATE, Synthesizer
-from .vad import SileroVAD, UtteranceSegmenter
+from .turn_modes import TurnPolicy
+from .vad import SegmenterEvent, SileroVAD, UtteranceSegmenter
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-ECHO_TAIL_S = 0.35
-"""After heron stops speaking, room echo and device latency still reach the mic."""
 
 
 @dataclass
@@ -50,26 +52,40 @@ class LiveOptions:
     max_turns: int | None = None
 
 
-class SelfVoiceGate:
-    """Half duplex: speech that begins while heron speaks, or just after, is its own."""
+class EchoCancelledSource:
+    """A microphone whose chunks have heron's own voice removed before the VAD.
 
-    def __init__(self, tail_s: float = ECHO_TAIL_S) -> None:
-        self.tail_s = tail_s
-        self._speaking_since: float | None = None
-        self._spoken: deque[tuple[float, float]] = deque(maxlen=16)
+    While echo may still be present and cancellation has not converged, the
+    VAD's threshold is raised so that heron's voice does not pass as the user's.
+    """
 
-    def speaking(self) -> None:
-        self._speaking_since = time.monotonic()
+    def __init__(
+        self, source: AudioSource, echo: EchoCanceller, segmenter: UtteranceSegmenter
+    ) -> None:
+        self.source = source
+        self.echo = echo
+        self.segmenter = segmenter
+        self._base = segmenter.config.threshold
 
-    def quiet(self) -> None:
-        if self._speaking_since is not None:
-            self._spoken.append((self._speaking_since, time.monotonic() + self.tail_s))
-        self._speaking_since = None
+    def start(self) -> None:
+        self.source.start()
 
-    def is_own_voice(self, utterance: Utterance) -> bool:
-        if self._speaking_since is not None and utterance.t_end >= self._speaking_since:
-            return True
-        return any(start <= utterance.t_start <= end for start, end in self._spoken)
+    def stop(self) -> None:
+        self.source.stop()
+
+    def read(self, timeout: float | None = None) -> AudioChunk | None:
+        chunk = self.source.read(timeout)
+        if chunk is None:
+            return None
+        self.segmenter.set_threshold(self.echo.suggested_vad_threshold(self._base))
+        return self.echo.process_chunk(chunk)
+
+    def __enter__(self) -> EchoCancelledSource:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 async def run_live(
@@ -77,10 +93,16 @@ async def run_live(
     options: LiveOptions,
     *,
     say: Callable[[str], None] = print,
+    on_event: EventCallback | None = None,
+    controls: LiveControls | None = None,
 ) -> int:
-    """Run until Ctrl-C (or the duration / turn limit); returns an exit code."""
+    """Run until Ctrl-C, ``controls.stop()``, or the duration / turn limit; returns an exit code.
+
+    ``on_event`` gets :mod:`live events <heron.agent.live_events>` on the loop thread;
+    ``controls`` lets a window or terminal press the talk key and stop the session.
+    """
     async with contextlib.AsyncExitStack() as stack:
-        return await _run(settings, options, say, stack)
+        return await _run(settings, options, say, on_event, controls or LiveControls(), stack)
     raise AssertionError("unreachable")  # for type checkers: the stack does not swallow
 
 
@@ -88,6 +110,8 @@ async def _run(
     settings: Settings,
     options: LiveOptions,
     say: Callable[[str], None],
+    on_event: EventCallback | None,
+    controls: LiveControls,
     stack: contextlib.AsyncExitStack,
 ) -> int:
     if options.resume and not session_exists(settings, options.resume):
@@ -99,6 +123,19 @@ async def _run(
     inbox: asyncio.Queue[Utterance | Exception] = asyncio.Queue()
     stopping = asyncio.Event()
 
+    def emit(event: LiveEvent) -> None:
+        if on_event is not None:
+            try:
+                on_event(event)
+            except Exception:
+                log.exception("the on_event callback failed")
+
+    def notice(text: str) -> None:
+        say(text)
+        emit(Notice(text))
+
+    emit(StateChanged("starting"))
+
     def on_ctrl_c() -> None:
         say("stopping…")
         stopping.set()
@@ -107,16 +144,24 @@ async def _run(
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not on every platform
         loop.add_signal_handler(signal.SIGINT, on_ctrl_c)
 
+    async def watch_controls() -> None:
+        while not controls.stop_requested:
+            await asyncio.sleep(0.1)
+        stopping.set()
+
+    watcher = asyncio.ensure_future(watch_controls())
+    stack.callback(watcher.cancel)
+
     camera: VideoSource | None = None
     if settings.camera.source is not None:
         camera = VideoSource(
-            settings.camera, on_status=lambda status, message: say(f"camera: {message}")
+            settings.camera, on_status=lambda status, message: notice(f"camera: {message}")
         )
         try:
             camera.start()
             stack.callback(camera.stop)
         except CameraError as exc:
-            say(f"camera: {exc}; going on without a camera")
+            notice(f"camera: {exc}; going on without a camera")
             camera = None
 
     transcriber = Transcriber(settings.stt)
@@ -127,7 +172,7 @@ async def _run(
     sink = SpeakerSink(settings.speaker, keep_alive_s=math.inf)
     stack.callback(sink.close)
     speaker = Speaker(synthesizer, sink)
-    gate = SelfVoiceGate()
+    echo = EchoCanceller(settings.echo)
     say("loading speech models…")
     silence = np.zeros(ESPEAK_SAMPLE_RATE // 5, np.float32)
     tools = default_tools()
@@ -138,18 +183,6 @@ async def _run(
         asyncio.to_thread(tools.warmup),
     )
 
-    def deliver(item: Utterance | Exception) -> None:
-        # called on the listener's threads; the queue belongs to the loop
-        loop.call_soon_threadsafe(inbox.put_nowait, item)
-
-    listener = Listener(
-        MicrophoneSource(settings.microphone),
-        UtteranceSegmenter(settings.vad, SileroVAD()),
-        transcriber,
-        on_utterance=deliver,
-        on_error=deliver,
-    )
-
     async def get_frame() -> VideoFrame | None:
         if camera is None:
             return None
@@ -158,16 +191,7 @@ async def _run(
             frame = await asyncio.to_thread(camera.wait_for_frame, None, 1.0)
         return frame
 
-    async def speak(text: str) -> SpeechOut | None:
-        gate.speaking()
-        try:
-            return await speaker.asay(text)
-        finally:
-            gate.quiet()
-
-    session = Session(
-        settings, session_id=options.resume, get_frame=get_frame, speak=speak, tools=tools
-    )
+    session = Session(settings, session_id=options.resume, get_frame=get_frame, tools=tools)
     await session.open()
 
     async def close_session() -> None:
@@ -175,44 +199,90 @@ async def _run(
         say(f"session {session.id} saved; resume it with: heron live --resume {session.id}")
 
     stack.push_async_callback(close_session)
-    stack.callback(speaker.stop)  # unwinds first: silence before the session closes
+    policy = TurnPolicy(settings.listen)
+    policy.attach(controls)
+    conversation = Conversation(
+        session,
+        speaker,
+        settings.conversation,
+        policy,
+        emit=emit,
+        say=say,
+        assistant_name=settings.assistant_name,
+    )
+    stack.push_async_callback(conversation.close)  # unwinds first: silence, then close
+    # audio cut off by a barge-in never sounds, so it must not be "cancelled" either
+    conversation.on_audio_stopped = lambda: echo.truncate_reference(time.monotonic())
+
+    audio_out = {"turn": -1}
+
+    def on_output(block: np.ndarray, rate: int, t_out: float) -> None:  # audio thread
+        echo.add_reference(block, rate, t_out)
+        if audio_out["turn"] != conversation.turns:
+            audio_out["turn"] = conversation.turns
+            loop.call_soon_threadsafe(conversation.audio_started)
+
+    sink.on_output = on_output
+
+    def deliver(item: Utterance | Exception) -> None:
+        # called on the listener's threads; the queue belongs to the loop
+        loop.call_soon_threadsafe(inbox.put_nowait, item)
+
+    def on_voice(event: SegmenterEvent) -> None:
+        loop.call_soon_threadsafe(conversation.on_voice, event)
+
+    def on_partial(partial: Partial) -> None:
+        loop.call_soon_threadsafe(conversation.on_partial, partial)
+
+    segmenter = UtteranceSegmenter(settings.vad, SileroVAD())
+    listener = Listener(
+        EchoCancelledSource(MicrophoneSource(settings.microphone), echo, segmenter),
+        segmenter,
+        transcriber,
+        on_utterance=deliver,
+        on_error=deliver,
+        on_voice=on_voice,
+        on_partial=on_partial,
+    )
+    policy.on_endpoint(listener.end_utterance_now)
     listener.start()
     stack.callback(listener.stop)
     say(
         f"listening (session {session.id}{', resumed' if session.resumed else ''}; "
         f"{'offline' if session.offline else settings.vlm.model}; "
-        f"camera {'on' if camera else 'off'}). Press Ctrl-C to stop."
+        f"camera {'on' if camera else 'off'}; {policy.describe()}; "
+        f"echo cancellation {echo.backend.name}). Press Ctrl-C to stop."
     )
-    session.log.write("status", ready=True, camera=camera is not None)
+    session.log.write(
+        "status", ready=True, camera=camera is not None, mode=policy.mode, echo=echo.backend.name
+    )
+    emit(StateChanged("listening"))
 
     deadline = None if options.duration_s is None else loop.time() + options.duration_s
-    turns = 0
-    while options.max_turns is None or turns < options.max_turns:
-        timeout = None if deadline is None else max(0.0, deadline - loop.time())
-        item = await _next(inbox.get(), stopping, timeout)
-        if item is None:
-            break
-        if isinstance(item, Exception):
-            session.log.write("error", where="microphone", error=str(item))
-            say(f"microphone: {item}")
-            return 1
-        if gate.is_own_voice(item):
-            session.log.write("ignored", reason="own voice", text=item.text)
-            continue
-        say(f"you: {item.text}")
-        try:
-            result = await _next(session.turn(item.text, utterance=item), stopping, None)
-        except Exception as exc:  # one failed turn must not end the conversation
-            log.exception("the turn failed")
-            say(f"error: {exc}")
-            continue
-        if result is None:
-            break
-        turns += 1
-        say(f"{settings.assistant_name}: {result.reply}")
-        if "first_audio" in result.timing:
-            say(f"  ({result.timing['first_audio']:.0f} ms from end of speech to first audio)")
+    try:
+        while options.max_turns is None or conversation.turns < options.max_turns:
+            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            item = await _next(inbox.get(), stopping, timeout)
+            if item is None:
+                break
+            if isinstance(item, Exception):
+                session.log.write("error", where="microphone", error=str(item))
+                notice(f"microphone: {item}")
+                return 1
+            await conversation.handle(item)
+        if options.max_turns is not None and conversation._current is not None:
+            # let the last turn finish speaking before the session closes
+            await _next(_wait_task(conversation._current.task), stopping, None)
+    finally:
+        emit(StateChanged("stopped"))
+        session.log.write("echo", **dataclasses.asdict(echo.stats()))
     return 0
+
+
+async def _wait_task(task: asyncio.Future[Any]) -> None:
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    await asyncio.sleep(0)
 
 
 async def _next(

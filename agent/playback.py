@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +27,14 @@ from .errors import SinkError
 from .events import SpeechOut
 from .tts import Synthesis, Synthesizer, split_sentences
 
-__all__ = ["AudioSink", "PlaybackResult", "Speaker", "SpeakerSink", "WavFileSink"]
+__all__ = [
+    "AudioSink",
+    "PlaybackResult",
+    "Speaker",
+    "SpeakerSink",
+    "SpeechStream",
+    "WavFileSink",
+]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +119,17 @@ class SpeakerSink:
         self._t_drained = 0.0
         self._consumed = threading.Event()
         self._halted = threading.Event()
+        self._paused = False
+        self.on_output: Callable[[np.ndarray, int, float], None] | None = None
+        """Called from the audio thread with each block played and the monotonic time it
+        reaches the device's output (the echo canceller's reference)."""
+
+    def pause(self) -> None:
+        """Output silence and hold the position until :meth:`resume` (or ``stop``)."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
 
     def _find_device(self, device: str | int | None) -> int:
         sd = self._sd
@@ -173,6 +193,9 @@ class SpeakerSink:
                     self._running = False
                     raise self._sd.CallbackStop
                 return
+            if self._paused:
+                outdata.fill(0)
+                return
             chunk = data[self._pos : self._pos + frames]
             outdata[: len(chunk), 0] = chunk
             outdata[len(chunk) :] = 0
@@ -180,6 +203,9 @@ class SpeakerSink:
             if self._t_first is None:
                 self._t_first = now
             self._pos += len(chunk)
+            if self.on_output is not None:
+                t_out = now + max(0.0, time_info.outputBufferDacTime - time_info.currentTime)
+                self.on_output(chunk.copy(), self._stream_rate, t_out)
             if self._pos >= len(data):
                 # The last sample leaves the device after its buffered latency.
                 latency = max(0.0, time_info.outputBufferDacTime - time_info.currentTime)
@@ -331,65 +357,55 @@ class WavFileSink:
 class Speaker:
     """Speaks replies: synthesizes sentence by sentence and plays each into a sink.
 
-    Sentence n+1 is synthesized while sentence n plays, so the only gap before the
-    first audio is one sentence's synthesis. ``stop()`` (from any thread) silences
-    the sink and skips the remaining sentences.
+    A reply can be spoken as its text arrives (:meth:`stream`): each sentence is
+    synthesized as soon as it is complete, while the previous one plays, so the
+    only wait before the first audio is the first sentence's synthesis. ``pause``,
+    ``resume`` and ``stop`` work from any thread (barge-in), and every reply
+    reports what was actually heard of it.
     """
 
     def __init__(self, synthesizer: Synthesizer, sink: AudioSink) -> None:
         self.synthesizer = synthesizer
         self.sink = sink
         self._say_lock = threading.Lock()
-        self._interrupt = threading.Event()
+        self._active: SpeechStream | None = None
+
+    def stream(self, on_spoken: Callable[[str], None] | None = None) -> SpeechStream:
+        """A reply to feed text into as it is generated; ``finish()`` waits for its end."""
+        stream = SpeechStream(self, on_spoken)
+        self._active = stream
+        return stream
 
     def say(self, text: str) -> SpeechOut:
         """Speak ``text``; returns when it was spoken or stopped."""
         with self._say_lock:
-            self._interrupt.clear()
-            return self._say(text)
+            stream = self.stream()
+            stream.feed(text)
+            return stream.finish()
 
-    def _say(self, text: str) -> SpeechOut:
-        t_start = time.monotonic()
-        t_first: float | None = None
-        seconds = 0.0
-        stopped = False
-        sentences = split_sentences(text)
-        pending: Future[Synthesis] | None = None
-        if sentences:
-            pending = self.synthesizer.submit(sentences[0])
-        try:
-            for index in range(len(sentences)):
-                assert pending is not None
-                speech = pending.result()
-                pending = None
-                if index + 1 < len(sentences) and not self._interrupt.is_set():
-                    pending = self.synthesizer.submit(sentences[index + 1])
-                if self._interrupt.is_set():
-                    stopped = True
-                    break
-                result = self.sink.play(speech.samples, speech.sample_rate, cancel=self._interrupt)
-                if t_first is None:
-                    t_first = result.t_first_audio
-                seconds += result.seconds_played
-                if result.interrupted:
-                    stopped = True
-                    break
-        finally:
-            if pending is not None:
-                pending.cancel()
-        t_end = time.monotonic()
-        log.debug(
-            "said %d sentences, %.2f s of audio%s",
-            len(sentences),
-            seconds,
-            " (interrupted)" if stopped else "",
-        )
-        return SpeechOut(text, t_start, t_first, t_end, seconds, stopped)
+    @property
+    def speaking(self) -> bool:
+        stream = self._active
+        return stream is not None and not stream.finished
+
+    def pause(self) -> None:
+        """Hold playback where it is (the user may be starting to speak)."""
+        pause = getattr(self.sink, "pause", None)
+        if pause is not None:
+            pause()
+
+    def resume(self) -> None:
+        resume = getattr(self.sink, "resume", None)
+        if resume is not None:
+            resume()
 
     def stop(self) -> None:
         """Stop the current speech now; a no-op when nothing is being said."""
-        self._interrupt.set()
+        stream = self._active
+        if stream is not None:
+            stream.stop()
         self.sink.stop()
+        self.resume()
 
     async def asay(self, text: str) -> SpeechOut:
         """Speak ``text`` on a worker thread; cancelling the task stops the speech."""
@@ -398,3 +414,146 @@ class Speaker:
         except asyncio.CancelledError:
             self.stop()
             raise
+
+
+@dataclass
+class _Sentence:
+    text: str
+    synthesis: Future[Synthesis] = field(repr=False)
+    played_s: float = 0.0
+    duration_s: float = 0.0
+    interrupted: bool = False
+
+    def heard(self) -> str:
+        """The words of the sentence that were played (all of it unless interrupted)."""
+        if not self.interrupted:
+            return self.text if self.played_s > 0 else ""
+        words = self.text.split()
+        share = self.played_s / self.duration_s if self.duration_s else 0.0
+        return " ".join(words[: int(len(words) * share)])
+
+
+class SpeechStream:
+    """One reply, spoken while its text is still arriving (see :meth:`Speaker.stream`)."""
+
+    def __init__(self, speaker: Speaker, on_spoken: Callable[[str], None] | None) -> None:
+        self._speaker = speaker
+        self._on_spoken = on_spoken
+        self._buffer = ""
+        self._fed: list[str] = []
+        self._sentences: queue.SimpleQueue[_Sentence | None] = queue.SimpleQueue()
+        self._said: list[_Sentence] = []
+        self._interrupt = threading.Event()
+        self._closed = False
+        self.finished = False
+        self.t_start = time.monotonic()
+        self.t_first_audio: float | None = None
+        self._player = threading.Thread(target=self._play_all, name="heron-speak", daemon=True)
+        self._player.start()
+
+    @property
+    def fed_text(self) -> str:
+        """Everything fed so far."""
+        return "".join(self._fed)
+
+    def feed(self, delta: str) -> None:
+        """More reply text; every sentence it completes starts synthesizing now."""
+        if self._closed or not delta:
+            return
+        self._fed.append(delta)
+        self._buffer += delta
+        sentences = split_sentences(self._buffer)
+        # the last piece may still grow ("Dr." + " Smith"): it waits for more text
+        for sentence in sentences[:-1]:
+            self._queue(sentence)
+        if len(sentences) > 1:
+            trailing = " " if self._buffer[-1:].isspace() else ""
+            self._buffer = sentences[-1] + trailing
+
+    def _queue(self, sentence: str) -> None:
+        if self._interrupt.is_set():
+            return
+        self._sentences.put(_Sentence(sentence, self._speaker.synthesizer.submit(sentence)))
+
+    def finish(self, timeout: float | None = None) -> SpeechOut:
+        """No more text: speak what is left and wait until it was heard or stopped."""
+        if not self._closed:
+            self._closed = True
+            for sentence in split_sentences(self._buffer):
+                self._queue(sentence)
+            self._buffer = ""
+            self._sentences.put(None)
+        self._player.join(timeout)
+        return self.result()
+
+    async def afinish(self) -> SpeechOut:
+        """:meth:`finish` on a worker thread; cancelling it stops the speech."""
+        try:
+            return await asyncio.to_thread(self.finish)
+        except asyncio.CancelledError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self._interrupt.set()
+        self._speaker.sink.stop()
+        if not self._closed:
+            self._closed = True
+            self._sentences.put(None)
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupt.is_set()
+
+    def spoken_text(self) -> str:
+        """What the listener heard so far."""
+        return " ".join(part for s in self._said if (part := s.heard()))
+
+    def result(self) -> SpeechOut:
+        planned = " ".join(s.text for s in self._said) or self.fed_text.strip()
+        return SpeechOut(
+            text=planned,
+            t_start=self.t_start,
+            t_first_audio=self.t_first_audio,
+            t_end=time.monotonic(),
+            audio_seconds=sum(s.played_s for s in self._said),
+            interrupted=self.interrupted,
+            spoken_text=self.spoken_text(),
+        )
+
+    def _play_all(self) -> None:
+        try:
+            while (sentence := self._sentences.get()) is not None:
+                if self._interrupt.is_set():
+                    sentence.synthesis.cancel()
+                    continue
+                self._said.append(sentence)
+                try:
+                    speech = sentence.synthesis.result()
+                except Exception:
+                    log.exception("could not synthesize %r", sentence.text)
+                    continue
+                sentence.duration_s = speech.duration
+                result = self._speaker.sink.play(
+                    speech.samples, speech.sample_rate, cancel=self._interrupt
+                )
+                if self.t_first_audio is None:
+                    self.t_first_audio = result.t_first_audio
+                sentence.played_s = result.seconds_played
+                if result.interrupted or self._interrupt.is_set():
+                    sentence.interrupted = True
+                    self._interrupt.set()
+                    continue
+                if self._on_spoken is not None:
+                    try:
+                        self._on_spoken(self.spoken_text())
+                    except Exception:
+                        log.exception("the on_spoken callback failed")
+        finally:
+            self.finished = True
+            log.debug(
+                "said %d sentences, %.2f s of audio%s",
+                len(self._said),
+                sum(s.played_s for s in self._said),
+                " (interrupted)" if self._interrupt.is_set() else "",
+            )

@@ -89,10 +89,51 @@ class SileroVAD:
 
 
 @dataclass(frozen=True)
+class VoiceOnset:
+    """A window crossed the speech threshold outside speech: maybe speech, maybe noise.
+
+    The earliest sign of the user's voice (one 32 ms window): barge-in silences
+    heron here, then decides with :class:`SpeechStarted` or :class:`VoiceGone`.
+    """
+
+    t: float
+
+
+@dataclass(frozen=True)
+class VoiceGone:
+    """A :class:`VoiceOnset` that never lasted ``min_speech_ms``: a click, a cough."""
+
+    t: float
+
+
+@dataclass(frozen=True)
 class SpeechStarted:
     """Speech has lasted ``min_speech_ms``; ``t`` is its monotonic onset time."""
 
     t: float
+    utterance: int = 0
+    """Counts the utterances of this segmenter: later events of the same one carry it."""
+
+
+@dataclass(frozen=True)
+class SpeechPaused:
+    """Silence began inside an utterance: it may end here, or speech may resume.
+
+    ``audio`` runs from the utterance's first sample to the pause, so a transcript
+    can be computed while the endpoint's silence timer runs.
+    """
+
+    audio: np.ndarray = field(repr=False)
+    t: float
+    utterance: int
+    index: int
+    """Sample index (in the utterance's ``audio``) where the pause began."""
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    t: float
+    utterance: int
 
 
 @dataclass(frozen=True)
@@ -103,13 +144,16 @@ class SpeechEnded:
     t_start: float
     t_end: float
     """Monotonic time at which speech stopped (not when the silence timer fired)."""
+    utterance: int = 0
+    speech_samples: int = 0
+    """Samples of ``audio`` up to the end of speech (the rest is the post-roll)."""
 
     @property
     def duration(self) -> float:
         return self.t_end - self.t_start
 
 
-SegmenterEvent = SpeechStarted | SpeechEnded
+SegmenterEvent = VoiceOnset | VoiceGone | SpeechStarted | SpeechPaused | SpeechResumed | SpeechEnded
 
 
 class UtteranceSegmenter:
@@ -127,11 +171,47 @@ class UtteranceSegmenter:
         self._pre_roll = c.pre_roll_ms * ms
         self._post_roll = min(int(POST_ROLL_S * SAMPLE_RATE), self._min_silence)
         self._max_samples = int(c.max_utterance_s * SAMPLE_RATE)
+        self._utterances = 0
         self.reset()
 
     @property
     def in_speech(self) -> bool:
         return self._speech_start is not None
+
+    def set_threshold(self, threshold: float | None) -> None:
+        """Raise or restore the speech threshold (None: the configured one); any thread.
+
+        While heron's own voice may still be in the microphone (echo not yet
+        cancelled), a higher threshold keeps it from passing as the user.
+        """
+        value = self.config.threshold if threshold is None else threshold
+        self._threshold = value
+        self._neg_threshold = max(0.01, value - HYSTERESIS)
+
+    @property
+    def utterances(self) -> int:
+        """How many utterances have started (the id of the current or last one)."""
+        return self._utterances
+
+    def set_endpoint_silence(self, ms: float | None) -> None:
+        """Change the silence that ends the current utterance (None: the configured one).
+
+        Safe from another thread: the listener shortens it when the words heard so
+        far make a complete sentence, and lengthens it when they clearly go on.
+        """
+        ms_value = self.config.min_silence_ms if ms is None else ms
+        self._min_silence = max(WINDOW, int(ms_value * SAMPLE_RATE / 1000))
+
+    def current_audio(self, since: int = 0) -> np.ndarray:
+        """The audio of the utterance in progress (empty outside speech)."""
+        if self._speech_start is None:
+            return np.zeros(0, np.float32)
+        begin = self._audio_start()
+        return np.concatenate(self._chunks)[begin - self._buf_start + since :]
+
+    def _audio_start(self) -> int:
+        assert self._speech_start is not None
+        return max(self._speech_start - self._pre_roll, self._last_cut, self._buf_start)
 
     def reset(self) -> None:
         """Drop all audio and state, including the VAD's."""
@@ -166,6 +246,13 @@ class UtteranceSegmenter:
         self._trim()
         return events
 
+    def end_now(self) -> list[SegmenterEvent]:
+        """Close the utterance in progress here (push-to-talk released); no reset."""
+        if self._speech_start is None:
+            return []
+        end = self._silence_start if self._silence_start is not None else self._n
+        return [self._cut(end, self._n)]
+
     def flush(self) -> list[SegmenterEvent]:
         """End of stream: close an utterance in progress, then reset."""
         events: list[SegmenterEvent] = []
@@ -180,19 +267,28 @@ class UtteranceSegmenter:
         if self._speech_start is None:
             if self._pending is None and p >= self._threshold:
                 self._pending = start
+                events.append(VoiceOnset(self._time(start)))
             if self._pending is None:
                 return
             if p < self._neg_threshold:
                 self._pending = None  # a burst shorter than min_speech_ms
+                events.append(VoiceGone(self._time(end)))
             elif end - self._pending >= self._min_speech:
                 self._speech_start, self._pending, self._silence_start = self._pending, None, None
-                events.append(SpeechStarted(self._time(self._speech_start)))
+                self._utterances += 1
+                self.set_endpoint_silence(None)
+                events.append(SpeechStarted(self._time(self._speech_start), self._utterances))
                 log.debug("speech started at %.3f", self._time(self._speech_start))
             return
         if p >= self._threshold:
+            if self._silence_start is not None:
+                events.append(SpeechResumed(self._time(start), self._utterances))
             self._silence_start = None
         elif p < self._neg_threshold and self._silence_start is None:
             self._silence_start = start
+            begin = self._audio_start()
+            audio = np.concatenate(self._chunks)[begin - self._buf_start : start - self._buf_start]
+            events.append(SpeechPaused(audio, self._time(start), self._utterances, start - begin))
         silence = self._silence_start
         if silence is not None and end - silence >= self._min_silence:
             events.append(self._cut(silence, min(silence + self._post_roll, end)))
@@ -203,16 +299,23 @@ class UtteranceSegmenter:
                 # Still talking: cut here and carry on with a new utterance.
                 events.append(self._cut(end, end))
                 self._speech_start = end
-                events.append(SpeechStarted(self._time(end)))
+                self._utterances += 1
+                events.append(SpeechStarted(self._time(end), self._utterances))
 
     def _cut(self, speech_end: int, audio_end: int) -> SpeechEnded:
         assert self._speech_start is not None
         onset = self._speech_start
-        audio_start = max(onset - self._pre_roll, self._last_cut, self._buf_start)
+        audio_start = self._audio_start()
         audio = np.concatenate(self._chunks)[
             audio_start - self._buf_start : audio_end - self._buf_start
         ]
-        event = SpeechEnded(audio=audio, t_start=self._time(onset), t_end=self._time(speech_end))
+        event = SpeechEnded(
+            audio=audio,
+            t_start=self._time(onset),
+            t_end=self._time(speech_end),
+            utterance=self._utterances,
+            speech_samples=speech_end - audio_start,
+        )
         log.debug(
             "speech ended: %.3f-%.3f (%.2f s of audio)",
             event.t_start,
