@@ -106,6 +106,8 @@ class Conversation:
         self._state: LiveState = "listening"
         self.on_audio_stopped: Callable[[], None] | None = None
         """Called when a reply is cut off (the echo canceller's reference ends there)."""
+        self.finished: list[tuple[Utterance, TurnResult | None]] = []
+        """Every turn that ended: its utterance, and its result (None if cut off)."""
         self.barge_in_ms: list[float] = []
         """Voice onset → playback paused, per barge-in (the benchmark reads these)."""
 
@@ -197,9 +199,7 @@ class Conversation:
             self.on_audio_stopped()
         self.speaker.resume()
         turn.task.cancel()
-        said = turn.speech.spoken_text()
-        self.session.log.write("barge_in", turn=turn.number, reason=reason, said=said)
-        self.emit(ReplyText(turn.number, said, final=True, interrupted=True))
+        self.session.log.write("barge_in", turn=turn.number, reason=reason)
         self.emit(Notice(f"interrupted ({reason})"))
 
     # -- utterances (loop thread) -------------------------------------------------
@@ -277,7 +277,10 @@ class Conversation:
         said = turn.speech.spoken_text()
         if said:
             self._recent_speech.append((time.monotonic(), _words(said)))
+        ok = not turn.task.cancelled() and turn.task.exception() is None
+        self.finished.append((turn.utterance, turn.task.result() if ok else None))
         if turn.task.cancelled():
+            self.emit(ReplyText(turn.number, said, final=True, interrupted=True))
             self.say(f"{self.name} (interrupted): {said or '…'}")
         elif (exc := turn.task.exception()) is not None:
             log.error("the turn failed: %s", exc)

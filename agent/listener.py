@@ -117,6 +117,7 @@ class Listener:
         self.source_kind: Literal["microphone", "file", "text"] = source_kind
         self.partials = partials
         self.vad_config = segmenter.config
+        segmenter.await_endpoint_decision = segmenter.config.smart_endpoint
         self.done = threading.Event()
         """Set once the source has ended and every pending utterance is transcribed."""
         self.error: Exception | None = None
@@ -127,6 +128,8 @@ class Listener:
         self._jobs_ready = threading.Condition()
         self._pause_seq = 0
         self._since_partial = 0
+        self.stats = {"partials": 0, "finals": 0, "finals_from_pause": 0}
+        """Counts: partial transcripts sent, final ones, finals reused from a pause."""
         self._reader: threading.Thread | None = None
         self._worker: threading.Thread | None = None
 
@@ -302,7 +305,8 @@ class Listener:
         tail = audio[current.committed_index :]
         if len(tail) < SAMPLE_RATE // 10:
             return ""
-        return self.transcriber.transcribe(tail, previous_text=current.committed_text).text
+        # the committed words are not given as context: tiny models copy from it
+        return self.transcriber.transcribe(tail).text
 
     def _work(self, job: _Job, current: _UtteranceText) -> None:
         if job.kind == "partial":
@@ -329,6 +333,8 @@ class Listener:
             self._finish(job, job.ended, current)
 
     def _partial(self, text: str, job: _Job) -> None:
+        if text:
+            self.stats["partials"] += 1
         if text and self.on_partial is not None:
             partial = Partial(text, job.utterance, len(job.audio) / SAMPLE_RATE, time.monotonic())
             self._callback(self.on_partial, partial)
@@ -340,6 +346,8 @@ class Listener:
         else:
             text = current.joined(self._transcribe_tail(segment.audio, current))
         t_final = time.monotonic()
+        self.stats["finals"] += 1
+        self.stats["finals_from_pause"] += int(reused)
         log.debug(
             "utterance %.2f s: speech end → transcript %.3f s (%s)",
             segment.t_end - segment.t_start,

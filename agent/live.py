@@ -201,6 +201,7 @@ async def _run(
     stack.push_async_callback(close_session)
     policy = TurnPolicy(settings.listen)
     policy.attach(controls)
+    transcriber.hotwords = policy.stt_hint
     conversation = Conversation(
         session,
         speaker,

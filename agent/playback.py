@@ -120,9 +120,15 @@ class SpeakerSink:
         self._consumed = threading.Event()
         self._halted = threading.Event()
         self._paused = False
+        self._latency = 0.0
         self.on_output: Callable[[np.ndarray, int, float], None] | None = None
         """Called from the audio thread with each block played and the monotonic time it
         reaches the device's output (the echo canceller's reference)."""
+
+    @property
+    def output_latency_s(self) -> float:
+        """The open stream's output latency (buffering up to the device), 0 if closed."""
+        return self._latency
 
     def pause(self) -> None:
         """Output silence and hold the position until :meth:`resume` (or ``stop``)."""
@@ -173,6 +179,7 @@ class SpeakerSink:
             except sd.PortAudioError as exc:
                 raise SinkError(f"cannot open audio output device {self._device}: {exc}") from exc
             self._stream_rate, self._source_rate, self._running = rate, sample_rate, False
+            self._latency = float(self._stream.latency)
             return rate
 
     def _close_stream(self) -> None:

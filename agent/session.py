@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,8 @@ from heron.tools.base import ToolRegistry
 from .config import Settings
 from .events import SpeechOut, Utterance, VideoFrame
 from .frames import FrameStore
-from .guard.session_guard import LOCAL_ONLY_NOTICE, Guard
 from .graph import ReplySpeech, TurnComponents, build_graph, interrupted_reply
+from .guard.session_guard import LOCAL_ONLY_NOTICE, Guard
 from .keyframes import Keyframe
 from .offline import OfflineThinker
 from .thinking import Thinker, VLMThinker
@@ -65,7 +65,10 @@ def default_tools(settings: Settings | None = None) -> ToolRegistry:
     """The built-in tools; with settings that enable memory, also remember/recall/forget."""
     from heron.tools.perception_tools import perception_tools
 
+    from heron.tools.media_check import CheckMediaTool
+
     registry = ToolRegistry(perception_tools())
+    registry.add(CheckMediaTool(settings.media if settings is not None else None))
     if settings is not None and settings.memory.enabled:
         # the store opens lazily, on a background thread: no cost at start
         from heron.memory.session_memory import shared_memory
@@ -97,6 +100,8 @@ class TurnResult:
     reply: str
     frame: str | None
     timing: dict[str, Any]
+    marks: dict[str, float] = field(default_factory=dict)
+    """The trace's marks as monotonic times (``timing`` has them relative to speech end)."""
 
 
 async def _no_frame() -> VideoFrame | None:
@@ -253,7 +258,10 @@ class Session:
                     {"user_text": text, "turn": self._turns}, self.config
                 )
             except asyncio.CancelledError:
-                said = speech.spoken_text() if speech is not None else ""
+                said = ""
+                if speech is not None:  # the player stops within a block; then count
+                    heard = await asyncio.shield(asyncio.to_thread(speech.finish, 2.0))
+                    said = heard.said
                 trace.mark("barge_in")
                 await asyncio.shield(self._record_interruption(self._turns, text, said))
                 self.log.write(
@@ -272,6 +280,7 @@ class Session:
                 reply=state.get("reply", ""),
                 frame=state.get("frame"),
                 timing=timing,
+                marks=dict(trace.marks),
             )
 
     async def _record_interruption(self, turn: int, text: str, said: str) -> None:

@@ -62,6 +62,8 @@ class Transcriber:
         self.config = config or STTConfig.model_validate({})
         self._model: Any = None
         self._tok: Any = None
+        self.hotwords: str | None = None
+        """Words to bias recognition towards (a wake phrase, a name Whisper mishears)."""
         self._lock = threading.Lock()
         self.model_path: str | None = None
         """Where the model was loaded from, once loaded."""
@@ -161,6 +163,7 @@ class Transcriber:
                 condition_on_previous_text=False,
                 without_timestamps=True,
                 vad_filter=vad_filter,
+                hotwords=self.hotwords,
             )
             texts: list[str] = []
             no_speech = 0.0
@@ -209,7 +212,9 @@ class Transcriber:
             features = np.pad(features, ((0, 0), (0, frames - features.shape[1])))
         tokenizer = self._tokenizer()
         previous = tokenizer.encode(" " + previous_text.strip())[-100:] if previous_text else []
-        prompt = model.get_prompt(tokenizer, previous, without_timestamps=True)
+        prompt = model.get_prompt(
+            tokenizer, previous, without_timestamps=True, hotwords=self.hotwords
+        )
         try:
             result = model.model.generate(
                 ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),

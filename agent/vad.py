@@ -172,6 +172,9 @@ class UtteranceSegmenter:
         self._post_roll = min(int(POST_ROLL_S * SAMPLE_RATE), self._min_silence)
         self._max_samples = int(c.max_utterance_s * SAMPLE_RATE)
         self._utterances = 0
+        self.await_endpoint_decision = False
+        """When set (by a listener that picks the silence from the words), a pause waits
+        for :meth:`set_endpoint_silence` up to ``continue_silence_ms`` before ending."""
         self.reset()
 
     @property
@@ -264,6 +267,7 @@ class UtteranceSegmenter:
         return events
 
     def _step(self, p: float, start: int, end: int, events: list[SegmenterEvent]) -> None:
+        c = self.config
         if self._speech_start is None:
             if self._pending is None and p >= self._threshold:
                 self._pending = start
@@ -286,6 +290,8 @@ class UtteranceSegmenter:
             self._silence_start = None
         elif p < self._neg_threshold and self._silence_start is None:
             self._silence_start = start
+            if self.await_endpoint_decision:
+                self.set_endpoint_silence(max(c.continue_silence_ms, c.min_silence_ms))
             begin = self._audio_start()
             audio = np.concatenate(self._chunks)[begin - self._buf_start : start - self._buf_start]
             events.append(SpeechPaused(audio, self._time(start), self._utterances, start - begin))

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import re
@@ -47,13 +48,16 @@ import numpy as np
 import soundfile as sf
 
 from heron.agent.config import load_settings
-from heron.agent.events import SAMPLE_RATE, AudioChunk, SpeechOut, Utterance
+from heron.agent.conversation import Conversation
+from heron.agent.events import SAMPLE_RATE, AudioChunk, Utterance
 from heron.agent.listener import Listener
 from heron.agent.playback import PlaybackResult, Speaker, SpeakerSink
-from heron.agent.session import Session
+from heron.agent.session import Session, TurnResult
 from heron.agent.stt import Transcriber
-from heron.agent.tts import Synthesizer
+from heron.agent.tts import ESPEAK_SAMPLE_RATE, Synthesizer
+from heron.agent.turn_modes import TurnPolicy
 from heron.agent.vad import SileroVAD, UtteranceSegmenter
+from heron.memory.session_log import read_session_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test support code
 from tests.support.mjpeg import MJPEGServer
@@ -69,9 +73,18 @@ from ../shared/bench/peers/pipecat/results.md."""
 class PacedStream:
     """A microphone made of files: 20 ms chunks on absolute deadlines, silence between."""
 
-    def __init__(self, items: list[dict[str, Any]], idle: threading.Event) -> None:
+    def __init__(
+        self,
+        items: list[dict[str, Any]],
+        idle: threading.Event,
+        *,
+        barge_in_after_s: float | None = None,
+    ) -> None:
         self.items = items
         self.idle = idle
+        self.barge_in_after_s = barge_in_after_s
+        self.heron_speaking = threading.Event()
+        """Set by the output when a reply's audio plays (barge-in runs wait for it)."""
         """Set by the consumer when heron has answered everything it heard."""
         self.file_t0: dict[int, float] = {}
         self.current = -1
@@ -98,6 +111,15 @@ class PacedStream:
         for _ in range(SAMPLE_RATE // CHUNK):
             yield emit(silence)
         for index, item in enumerate(self.items):
+            if self.barge_in_after_s is not None and index > 0:
+                # interrupt the previous reply once it has been playing a while
+                t_wait = time.monotonic()
+                while not self.heron_speaking.is_set() and time.monotonic() - t_wait < 10:
+                    yield emit(silence)
+                t_spoke = time.monotonic()
+                while time.monotonic() - t_spoke < self.barge_in_after_s:
+                    yield emit(silence)
+            self.heron_speaking.clear()
             audio, rate = sf.read(item["file"], dtype="float32")
             assert rate == SAMPLE_RATE and audio.ndim == 1, item["file"]
             audio = np.concatenate([audio, np.zeros((-len(audio)) % CHUNK, np.float32)])
@@ -108,7 +130,7 @@ class PacedStream:
             self.idle.clear()
             t_silence = time.monotonic()
             t_done: float | None = None
-            while True:
+            while self.barge_in_after_s is None or index == len(self.items) - 1:
                 yield emit(silence)
                 now = time.monotonic()
                 if t_done is None and self.idle.is_set():
@@ -185,8 +207,18 @@ def start_scripted_llm(peers: Path, log_path: Path) -> tuple[subprocess.Popen[by
 
 
 async def measure_turns(
-    items: list[dict[str, Any]], base_url: str, device: str, data_dir: Path
-) -> tuple[list[dict[str, Any]], float]:
+    items: list[dict[str, Any]],
+    base_url: str,
+    device: str,
+    data_dir: Path,
+    *,
+    barge_in_after_s: float | None = None,
+) -> tuple[list[dict[str, Any]], float, Conversation]:
+    """Every input through heron's live conversation logic; one row per turn.
+
+    With ``barge_in_after_s``, each input after the first is played that long after
+    heron starts speaking its previous reply (the user interrupts it).
+    """
     settings = load_settings(
         data_dir=data_dir,
         vlm={"base_url": base_url, "model": "scripted", "max_retries": 0},
@@ -196,25 +228,34 @@ async def measure_turns(
     synthesizer = Synthesizer(settings.tts)
     transcriber.warmup()
     synthesizer.synthesize("warm up")
-    sink: Any = FirstBlockSink() if device == "none" else SpeakerSink(settings.speaker)
+    # as in heron live: the output stream stays open, primed with silence
+    sink: Any = (
+        FirstBlockSink()
+        if device == "none"
+        else SpeakerSink(settings.speaker, keep_alive_s=math.inf)
+    )
+    sink.play(np.zeros(ESPEAK_SAMPLE_RATE // 5, np.float32), ESPEAK_SAMPLE_RATE)
     speaker = Speaker(synthesizer, sink)
     idle = threading.Event()
-    stream = PacedStream(items, idle)
+    stream = PacedStream(items, idle, barge_in_after_s=barge_in_after_s)
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[Utterance | None] = asyncio.Queue()
-    listener = Listener(
-        stream,  # type: ignore[arg-type]
-        UtteranceSegmenter(settings.vad, SileroVAD()),
-        transcriber,
-        on_utterance=lambda u: loop.call_soon_threadsafe(inbox.put_nowait, u),
-        source_kind="microphone",
-    )
-
-    async def speak(text: str) -> SpeechOut:
-        return await speaker.asay(text)
-
     rows: list[dict[str, Any]] = []
-    async with Session(settings, speak=speak) as session:
+    async with Session(settings) as session:
+        conversation = Conversation(
+            session, speaker, settings.conversation, TurnPolicy(settings.listen),
+            emit=lambda event: None, say=lambda line: None,
+        )  # fmt: skip
+        if isinstance(sink, SpeakerSink):
+            sink.on_output = lambda block, rate, t: stream.heron_speaking.set()
+        listener = Listener(
+            stream,  # type: ignore[arg-type]
+            UtteranceSegmenter(settings.vad, SileroVAD()),
+            transcriber,
+            on_utterance=lambda u: loop.call_soon_threadsafe(inbox.put_nowait, u),
+            on_voice=lambda e: loop.call_soon_threadsafe(conversation.on_voice, e),
+            source_kind="microphone",
+        )
         listener.start()
         watcher = asyncio.create_task(asyncio.to_thread(listener.done.wait))
         while True:
@@ -225,41 +266,74 @@ async def measure_turns(
                 break
             utterance = get.result()
             assert utterance is not None
-            index = stream.item_at(utterance.t_end)
-            item = items[index]
-            result = await session.turn(utterance.text, utterance=utterance)
-            if inbox.empty():
-                idle.set()
-            t_end = stream.file_t0[index] + item["speech_end_s"]
-            marks = session.components.trace.marks
-
-            def ms(t: float | None, t_end: float = t_end) -> float | None:
-                return None if t is None else round((t - t_end) * 1000, 1)
-
-            rows.append(
-                {
-                    "id": item["id"],
-                    "ref": item["text"],
-                    "heard": utterance.text,
-                    "wer": round(wer(item["text"], utterance.text), 3),
-                    "vad_end": ms(utterance.t_end),
-                    "endpoint": ms(getattr(utterance, "t_endpoint", None)),
-                    "transcript": ms(utterance.t_final),
-                    "reply": ms(marks.get("reply_ready")),
-                    "first_audio": ms(marks.get("first_audio")),
-                    "turn_ms": result.timing.get("turn_end"),
-                }
-            )
+            await conversation.handle(utterance)
+            current = conversation._current
+            if current is not None and inbox.empty():
+                task = current.task
+                task.add_done_callback(lambda _: idle.set() if inbox.empty() else None)
+        await conversation.close()
+        for utterance, result in conversation.finished:
+            rows.append(_row(items, stream, utterance, result, session))
+            row = rows[-1]
             print(
-                f"  {item['id']:<8} endpoint {rows[-1]['endpoint']} transcript "
-                f"{rows[-1]['transcript']} reply {rows[-1]['reply']} first audio "
-                f"{rows[-1]['first_audio']}  | {utterance.text}",
+                f"  {row['id']:<8} endpoint {row['endpoint']} transcript "
+                f"{row['transcript']} reply {row['reply']} first audio "
+                f"{row['first_audio']}  overhead {row['overhead']} ms | {utterance.text}",
                 flush=True,
             )
     listener.stop()
     sink.close()
     synthesizer.close()
-    return rows, stream.max_lateness
+    return rows, stream.max_lateness, conversation
+
+
+def _row(
+    items: list[dict[str, Any]],
+    stream: PacedStream,
+    utterance: Utterance,
+    result: TurnResult | None,
+    session: Session,
+) -> dict[str, Any]:
+    index = stream.item_at(utterance.t_end)
+    item = items[index]
+    t_end = stream.file_t0[index] + item["speech_end_s"]
+    marks = result.marks if result is not None else {}
+
+    def ms(t: float | None) -> float | None:
+        return None if t is None else round((t - t_end) * 1000, 1)
+
+    return {
+        "id": item["id"],
+        "ref": item["text"],
+        "heard": result.user_text if result is not None else utterance.text,
+        "wer": round(wer(item["text"], utterance.text), 3),
+        "vad_end": ms(utterance.t_end),
+        "endpoint": ms(utterance.t_endpoint),
+        "transcript": ms(utterance.t_final),
+        "reply": ms(marks.get("reply_ready")),
+        "first_audio": ms(marks.get("first_audio")),
+        "interrupted": result is None,
+        "overhead": overhead_ms(session, result) if result is not None else None,
+    }
+
+
+def overhead_ms(session: Session, result: TurnResult) -> float | None:
+    """heron's own time in a turn: start to reply ready, less model and tool time."""
+    marks = result.marks
+    if "reply_ready" not in marks or "turn_start" not in marks:
+        return None
+    spent = 0.0
+    for record in read_session_log(session.dir / "log.jsonl"):
+        if record.get("turn") == result.turn and record["kind"] in ("think", "tool.result"):
+            spent += float(record.get("ms") or 0.0)
+    return round((marks["reply_ready"] - marks["turn_start"]) * 1000 - spent, 1)
+
+
+def read_session_log_records(data_dir: Path) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for path in sorted((data_dir / "sessions").glob("*/log.jsonl")):
+        records += list(read_session_log(path))
+    return records
 
 
 def summarize(rows: list[dict[str, Any]], items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -267,7 +341,7 @@ def summarize(rows: list[dict[str, Any]], items: list[dict[str, Any]]) -> dict[s
     final: dict[str, dict[str, Any]] = {}
     premature: dict[str, int] = {}
     for row in rows:
-        if row["vad_end"] is not None and row["vad_end"] < -300:
+        if row["interrupted"] or (row["vad_end"] is not None and row["vad_end"] < -300):
             premature[row["id"]] = premature.get(row["id"], 0) + 1
             continue
         final.setdefault(row["id"], row)
@@ -292,6 +366,9 @@ def summarize(rows: list[dict[str, Any]], items: list[dict[str, Any]]) -> dict[s
         ]
         if values:
             out[name] = (round(statistics.median(values)), round(p90(values)))
+    overheads = [r["overhead"] for r in questions if r["overhead"] is not None]
+    if overheads:
+        out["overhead"] = (round(statistics.median(overheads), 1), round(p90(overheads), 1))
     out["wer"] = round(statistics.mean(r["wer"] for r in questions), 3) if questions else None
     out["jfk"] = [r for key, r in final.items() if key.startswith("jfk")]
     out["missing"] = [it["id"] for it in items if it["id"] not in final]
@@ -361,6 +438,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated ids (q00,jfk)")
     parser.add_argument("--device", default="pulse", help="output device, or 'none'")
     parser.add_argument("--no-process", action="store_true", help="skip the heron live run")
+    parser.add_argument("--barge-in", action="store_true", help="also measure barge-in")
     parser.add_argument("--json", type=Path, help="write every row here")
     args = parser.parse_args()
 
@@ -395,7 +473,17 @@ def main() -> int:
     server, base_url = start_scripted_llm(args.peers, log_path)
     data_dir = args.inputs.parent / "data"
     try:
-        rows, lateness = asyncio.run(measure_turns(run_items, base_url, args.device, data_dir))
+        rows, lateness, _ = asyncio.run(measure_turns(run_items, base_url, args.device, data_dir))
+        barge = None
+        if args.barge_in and args.device != "none":
+            print("\nbarge-in: each question interrupts the previous reply 1 s into it")
+            barge_items = [dict(it, id=f"{it['id']}@barge") for it in items if it["id"] != "jfk"]
+            barge_rows, _, conversation = asyncio.run(
+                measure_turns(
+                    barge_items, base_url, args.device, data_dir / "barge", barge_in_after_s=1.0
+                )
+            )
+            barge = (barge_rows, conversation)
     finally:
         server.terminate()
     rows = [r for r in rows if r["id"] != "warmup"]
@@ -416,12 +504,30 @@ def main() -> int:
                 f"  vs {name}: {peer_median} / {peer_p90} ms → heron is "
                 f"{median / peer_median:.2f}x / {tail / peer_p90:.2f}x"
             )
+    if "overhead" in summary:
+        print(f"  heron's own time per turn (graph, state, log, checkpoint): "
+              f"{summary['overhead'][0]} / {summary['overhead'][1]} ms")  # fmt: skip
     print(f"  word error rate (questions): {summary['wer']}")
     print(f"  premature turns (cut inside an utterance): {summary['premature'] or 'none'}")
     for row in summary["jfk"]:
         print(f"  jfk: first audio {row['first_audio']} ms, WER {row['wer']}: {row['heard']}")
     if summary["missing"]:
         print(f"  no turn for: {summary['missing']}")
+    if barge is not None:
+        barge_rows, conversation = barge
+        pauses = conversation.barge_in_ms
+        cut = [r for r in barge_rows if r["interrupted"]]
+        latency = conversation.speaker.sink.output_latency_s * 1000
+        if pauses:
+            print(
+                f"\nbarge-in: voice onset → playback paused {statistics.median(pauses):.0f} / "
+                f"{p90(pauses):.0f} ms (median / p90 over {len(pauses)}), plus the output "
+                f"device's latency {latency:.0f} ms → silent after "
+                f"{statistics.median(pauses) + latency:.0f} / {p90(pauses) + latency:.0f} ms"
+            )
+        said = [r for r in read_session_log_records(data_dir / "barge") if r["kind"] == "barge_in"]
+        print(f"  replies cut off: {len(cut)} of {len(barge_rows)}; recorded as said: "
+              f"{[r.get('said') for r in said][:3]}")  # fmt: skip
     if not args.no_process and args.device != "none":
         live = measure_live_process(args.device, 20)
         print(

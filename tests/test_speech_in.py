@@ -33,7 +33,14 @@ from heron.agent.errors import AudioSourceError, ModelError
 from heron.agent.events import SAMPLE_RATE, AudioChunk, Utterance
 from heron.agent.listener import Listener
 from heron.agent.stt import Transcriber
-from heron.agent.vad import SileroVAD, SpeechEnded, SpeechStarted, UtteranceSegmenter
+from heron.agent.vad import (
+    SileroVAD,
+    SpeechEnded,
+    SpeechStarted,
+    UtteranceSegmenter,
+    VoiceGone,
+    VoiceOnset,
+)
 from tests.conftest import need
 from tests.support.pulse import VirtualAudio
 from tests.support.words import word_errors, words
@@ -293,7 +300,9 @@ def test_clipped_speech_still_transcribes(tmp_path: Path, speak, transcriber: Tr
     assert np.mean(np.abs(clipped) >= 1) > 0.05  # really clipped
     path = write_wav(tmp_path / "clipped.wav", np.concatenate([np.zeros(8000), clipped]))
     got = listen_to_file(path, transcriber)
-    assert got.words == words(SHOP)
+    # live utterances are decoded on a 10 s window (a sixth of the cost of Whisper's
+    # 30 s one): on speech this distorted it may get one word wrong
+    assert word_errors(SHOP, " ".join(got.words)) <= 1, got.words
 
 
 def test_short_bursts_are_ignored(speak) -> None:
@@ -310,7 +319,11 @@ def test_short_bursts_are_ignored(speak) -> None:
     for k, start in enumerate(range(0, len(audio), 320)):
         events += segmenter.push(AudioChunk(audio[start : start + 320], t_capture=k * 0.02))
     events += segmenter.flush()
-    assert events == []
+    # each burst is noticed at once (it may be the start of speech: barge-in pauses)
+    # and then dropped: no utterance
+    assert not [e for e in events if isinstance(e, SpeechStarted | SpeechEnded)]
+    kinds = [type(e) for e in events]
+    assert kinds == [VoiceOnset, VoiceGone] * (len(kinds) // 2), kinds
 
 
 def test_max_utterance_forces_a_cut(data_dir: Path) -> None:
@@ -322,10 +335,13 @@ def test_max_utterance_forces_a_cut(data_dir: Path) -> None:
     events = []
     for k, start in enumerate(range(0, len(audio), 320)):
         events += segmenter.push(AudioChunk(audio[start : start + 320], t_capture=k * 0.02))
-    ended = [e for e in events + segmenter.flush() if isinstance(e, SpeechEnded)]
+    events += segmenter.flush()
+    ended = [e for e in events if isinstance(e, SpeechEnded)]
     assert len(ended) >= 4
     assert all(e.t_end - e.t_start <= 1.5 + 0.05 for e in ended)
-    assert all(isinstance(e, SpeechStarted | SpeechEnded) for e in events)
+    started = [e for e in events if isinstance(e, SpeechStarted)]
+    assert len(started) == len(ended)
+    assert [e.utterance for e in started] == list(range(1, len(started) + 1))
 
 
 # --- microphone ------------------------------------------------------------------------

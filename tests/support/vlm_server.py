@@ -13,10 +13,18 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+MODERATION_CATEGORIES = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+    "illicit/violent", "self-harm", "self-harm/instructions", "self-harm/intent", "sexual",
+    "sexual/minors", "violence", "violence/graphic",
+)  # fmt: skip
+"""OpenAI's moderation categories, as its API names them."""
 
 
 @dataclass
@@ -30,15 +38,28 @@ class Step:
     delay_s: float = 0.0
     require_image: bool = False
     """Answer with a complaint instead when the request carries no image."""
+    word_delay_s: float = 0.0
+    """Pause between streamed words (a model that generates slowly)."""
 
 
 class ScriptedVLM:
     """``with ScriptedVLM([Step(tool_calls=[...]), Step(text="...")]) as vlm: vlm.base_url``."""
 
-    def __init__(self, steps: list[Step] | None = None, *, default: Step | None = None) -> None:
+    def __init__(
+        self,
+        steps: list[Step] | None = None,
+        *,
+        default: Step | None = None,
+        moderation: Callable[[str], list[str]] | None = None,
+    ) -> None:
         self.steps = list(steps or [])
         self.default = default or Step(text="I have nothing more to say.")
         self.requests: list[dict[str, Any]] = []
+        self.stream_ends: list[float] = []
+        """Monotonic time each streamed answer ended (its last chunk was sent)."""
+        self.moderation = moderation
+        """Serve ``/v1/moderations``: the categories flagged for a text (none: 404)."""
+        self.moderation_requests: list[dict[str, Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -100,10 +121,33 @@ class ScriptedVLM:
             )
         for word in step.text.split(" ") if step.text else []:
             await send({"content": word + " "})
+            if step.word_delay_s:
+                await asyncio.sleep(step.word_delay_s)
         await send({}, finish="tool_calls" if step.tool_calls else "stop")
+        self.stream_ends.append(time.monotonic())
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+    async def _moderate(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.moderation_requests.append(body)
+        assert self.moderation is not None
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        results = []
+        for text in texts:
+            flagged = set(self.moderation(text))
+            results.append(
+                {
+                    "flagged": bool(flagged),
+                    "categories": {c: c in flagged for c in MODERATION_CATEGORIES},
+                    "category_scores": {c: float(c in flagged) for c in MODERATION_CATEGORIES},
+                    "category_applied_input_types": {c: ["text"] for c in MODERATION_CATEGORIES},
+                }
+            )
+        return web.json_response(
+            {"id": "modr-" + uuid.uuid4().hex[:8], "model": "scripted", "results": results}
+        )
 
     def start(self) -> ScriptedVLM:
         ready = threading.Event()
@@ -111,6 +155,8 @@ class ScriptedVLM:
         async def serve() -> None:
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._chat)
+            if self.moderation is not None:
+                app.router.add_post("/v1/moderations", self._moderate)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", self.port)
