@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--resume", metavar="ID", help="continue the session with this id")
     live.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     live.add_argument("--max-turns", type=int, metavar="N", help="stop after N turns")
+    live.add_argument(
+        "--mode",
+        dest="listen_mode",
+        choices=["always", "push_to_talk", "wake_phrase"],
+        help="when speech is a turn (HERON_LISTEN_MODE)",
+    )
+    live.add_argument("--wake-phrase", help="the name said first (HERON_LISTEN_WAKE_PHRASE)")
     _add_model_options(live)
 
     run = sub.add_parser("run", help="play a scripted session (a scenario file)")
@@ -103,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
 COMMAND_MODULES = [
     # each module has ``add_parser(subparsers)`` and ``run(settings, args) -> int``,
     # and registers one command under the name of its module
+    "memory",
+    "describe",
+    "check",
 ]
 
 
@@ -128,6 +138,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         ("microphone", "device"): _device(args.mic) if getattr(args, "mic", None) else None,
         ("speaker", "device"): _device(args.speaker) if getattr(args, "speaker", None) else None,
         ("stt", "model"): getattr(args, "stt_model", None),
+        ("listen", "mode"): getattr(args, "listen_mode", None),
+        ("listen", "wake_phrase"): getattr(args, "wake_phrase", None),
     }
     overrides: dict[str, Any] = {}
     for (section, key), value in options.items():

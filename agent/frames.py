@@ -12,9 +12,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+
 from .config import VLMConfig
 from .events import VideoFrame
-from .vlm import encode_frame, estimate_image_tokens, image_data_url
+from .frame_budget import encode_within_budget
+from .vlm import estimate_image_tokens, image_data_url
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,12 @@ class FrameRef:
     image_tokens: int
     t_capture: float
     source: str
+    quality: int = 0
+    """JPEG quality it was saved at (lower than configured when the byte budget forced it)."""
 
 
 class FrameStore:
-    """Saves turn frames under ``<session>/frames`` at the VLM's size and quality."""
+    """Saves turn frames under ``<session>/frames`` within the VLM's frame budget."""
 
     def __init__(self, session_dir: Path, config: VLMConfig) -> None:
         self.session_dir = session_dir
@@ -44,28 +49,36 @@ class FrameStore:
         self._lock = threading.Lock()
         self._last_url: tuple[str, str] = ("", "")
         """The latest frame's data URL: every think round of a turn sends it again."""
+        self._tokens: dict[str, int] = {}
+
+    def tokens_of(self, name: str) -> int:
+        """Estimated image tokens of sending the saved frame ``name`` (0 if it is gone)."""
+        if name not in self._tokens:
+            image = cv2.imread(str(self.session_dir / name), cv2.IMREAD_UNCHANGED)
+            height, width = image.shape[:2] if image is not None else (0, 0)
+            self._tokens[name] = estimate_image_tokens(width, height) if width else 0
+        return self._tokens[name]
 
     def save(self, frame: VideoFrame) -> FrameRef:
-        jpeg = encode_frame(
+        encoded = encode_within_budget(
             frame.image,
             max_side=self._config.image_max_side,
-            jpeg_quality=self._config.jpeg_quality,
+            quality=self._config.jpeg_quality,
+            max_bytes=self._config.image_max_bytes,
         )
-        # the same arithmetic encode_frame resizes with
-        height, width = frame.image.shape[:2]
-        scale = min(1.0, self._config.image_max_side / max(height, width))
-        width, height = max(1, round(width * scale)), max(1, round(height * scale))
         with self._lock:
             name = f"frames/{next(self._counter):06d}.jpg"
-        (self.session_dir / name).write_bytes(jpeg)
+        (self.session_dir / name).write_bytes(encoded.jpeg)
+        self._tokens[name] = encoded.image_tokens
         return FrameRef(
             name=name,
-            width=width,
-            height=height,
-            bytes=len(jpeg),
-            image_tokens=estimate_image_tokens(width, height),
+            width=encoded.width,
+            height=encoded.height,
+            bytes=len(encoded.jpeg),
+            image_tokens=encoded.image_tokens,
             t_capture=frame.t_capture,
             source=frame.source,
+            quality=encoded.quality,
         )
 
     def data_url(self, name: str) -> str:

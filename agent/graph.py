@@ -70,6 +70,8 @@ class ReplySpeech(Protocol):
 
     def spoken_text(self) -> str: ...
 
+    def finish(self, timeout: float | None = None) -> SpeechOut: ...
+
     def feed(self, delta: str) -> None: ...
 
     async def afinish(self) -> SpeechOut: ...
@@ -233,8 +235,10 @@ def build_graph(
 
     async def think(state: TurnState) -> dict[str, Any]:
         rounds = state.get("rounds", 0)
-        shortcut = c.guard.shortcut(state["user_text"], state.get("turn")) if c.guard else None
-        if shortcut is not None and rounds == 0:  # a refusal or an explanation: no model
+        shortcut = None
+        if c.guard is not None and rounds == 0:
+            shortcut = c.guard.shortcut(state["user_text"], state.get("turn"))
+        if shortcut is not None:  # a refusal or an explanation: no model asked
             said = {"role": "assistant", "content": shortcut, "id": f"t{state.get('turn', 0)}-r0"}
             return {"messages": [said], "pending": [], "reply": shortcut, "rounds": 1}
         allow_tools = rounds < c.max_tool_rounds
@@ -332,7 +336,8 @@ def build_graph(
             )
             content = result.content
             if c.guard is not None:  # world text that gives orders is withheld
-                content = c.guard.screen_result(f"the {result.name} tool", content, state.get("turn"))
+                turn = state.get("turn")
+                content = c.guard.screen_result(f"the {result.name} tool", content, turn)
             messages.append({"role": "tool", "tool_call_id": result.call_id, "content": content})
         return {"messages": messages, "pending": []}
 

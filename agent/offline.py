@@ -15,6 +15,7 @@ import re
 import time
 from typing import Any
 
+from .describe import spoken_result, tool_arguments
 from .events import ToolCall
 from .thinking import ThinkRequest
 from .vlm import VLMReply
@@ -31,8 +32,41 @@ READ_REQUEST = re.compile(
 )
 """Requests the text reader answers; anything else needs the model."""
 
+PERCEPTION_REQUESTS: list[tuple[str, re.Pattern[str]]] = [
+    # (tool, request); the first that matches wins, so the specific ones come first
+    ("scan_codes", re.compile(r"\b(?:bar\s*codes?|qr\b|scan\w*)", re.IGNORECASE)),
+    (
+        "people",
+        re.compile(
+            r"\b(?:how\s+many\s+(?:people|persons|faces)|any\s*(?:one|body)\s+(?:here|there|around)"
+            r"|is\s+(?:there\s+)?(?:any|some)\s*(?:one|body)|people|faces?)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    ("colours", re.compile(r"\bcolou?rs?\b", re.IGNORECASE)),
+    (
+        "light",
+        re.compile(
+            r"\b(?:is\s+it\s+(?:too\s+)?(?:dark|bright|blurr?y)|how(?:'s|s|\s+is)\s+the\s+light"
+            r"|lighting|too\s+(?:dark|bright)|blurr?(?:y|ed))\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "describe_scene",
+        re.compile(
+            r"\b(?:describe\w*|what(?:'s|s|\s+is)\s+(?:in\s+front|around|here|there)"
+            r"|what\s+(?:do|can)\s+you\s+see|look\s+around)\b",
+            re.IGNORECASE,
+        ),
+    ),
+]
+"""Requests the other local perception tools answer (heron.agent.describe speaks them)."""
+
 NEEDS_MODEL = (
-    'I can\'t answer that offline. I can read text: say "read this". For anything else, '
+    "I can't answer that offline. I can read text, scan codes, count people, name colours, "
+    'check the light and describe the view: say "read this", "scan", "how many people", '
+    '"what colour", "how\'s the light" or "describe". For anything else, '
     "connect a vision model by setting HERON_VLM_BASE_URL or OPENAI_API_KEY."
 )
 
@@ -43,6 +77,25 @@ def _current_turn(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, A
         if messages[index].get("role") == "user":
             return str(messages[index].get("content") or ""), messages[index + 1 :]
     return "", []
+
+
+def _wanted_tool(user_text: str, available: set[str]) -> str | None:
+    """The local tool that answers this request, if one does and the session has it."""
+    for tool, pattern in PERCEPTION_REQUESTS:
+        if tool in available and pattern.search(user_text):
+            return tool
+    if "read_text" in available and READ_REQUEST.search(user_text):
+        return "read_text"
+    return None
+
+
+def _tool_name(turn: list[dict[str, Any]], call_id: str) -> str:
+    """The name of the tool called with ``call_id`` in this turn's assistant messages."""
+    for message in turn:
+        for call in message.get("tool_calls") or []:
+            if call.get("id") == call_id:
+                return str(call.get("function", {}).get("name") or "")
+    return ""
 
 
 def _spoken_reading(content: str) -> str:
@@ -74,10 +127,15 @@ class OfflineThinker:
         available = {t["function"]["name"] for t in request.tools}
         content = ""
         calls: list[ToolCall] = []
+        wanted = _wanted_tool(user_text, available) if request.allow_tools else None
         if tool_results:
-            content = _spoken_reading(str(tool_results[-1].get("content") or ""))
-        elif READ_REQUEST.search(user_text) and "read_text" in available and request.allow_tools:
-            calls = [ToolCall(id=f"offline_{int(t0 * 1000)}", name="read_text", arguments="{}")]
+            last = tool_results[-1]
+            result = str(last.get("content") or "")
+            name = _tool_name(turn, str(last.get("tool_call_id") or ""))
+            content = spoken_result(name, result) or _spoken_reading(result)
+        elif wanted is not None:
+            arguments = tool_arguments(wanted, user_text)
+            calls = [ToolCall(id=f"offline_{int(t0 * 1000)}", name=wanted, arguments=arguments)]
         else:
             content = NEEDS_MODEL
         if content and self.notice:

@@ -93,7 +93,8 @@ def to_openai_messages(
             source = f"the {names.get(message.get('tool_call_id', ''), 'a')} tool"
             clean["content"] = wrap_untrusted(str(message.get("content") or ""), source)
         elif message.get("untrusted"):
-            clean["content"] = wrap_untrusted(str(message.get("content") or ""), message["untrusted"])
+            content = str(message.get("content") or "")
+            clean["content"] = wrap_untrusted(content, str(message["untrusted"]))
         if index == last_user and image_data_url is not None:
             clean["content"] = [
                 {"type": "text", "text": str(message.get("content") or "")},

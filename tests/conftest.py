@@ -47,5 +47,8 @@ def heron_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         if key.startswith("HERON_") or key in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("HERON_DATA_DIR", str(tmp_path / "heron-data"))
+    # memory is on by default; tests of other parts run without it (tests/test_memory*.py
+    # turn it on), so their tool lists and timings stay what they check
+    monkeypatch.setenv("HERON_MEMORY_ENABLED", "false")
     monkeypatch.chdir(tmp_path)
     yield tmp_path

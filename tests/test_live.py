@@ -236,3 +236,45 @@ def test_resuming_an_unknown_session_is_a_clear_error(
     result = run_live(virtual_audio, "--no-camera", "--offline", "--resume", "20990101-000000-dead")
     assert result.returncode == 2
     assert "there is no session '20990101-000000-dead'" in result.stderr
+
+
+def test_live_barge_in_stops_the_reply_and_answers_the_new_question(
+    virtual_audio: VirtualAudio, camera: MJPEGServer, heron_env: Path
+) -> None:
+    """The user talks over a long reply: heron stops, records what it said, and answers.
+
+    heron's own voice is in the microphone all along (the null sink's monitor): it
+    must neither answer it nor take it for a barge-in.
+    """
+    long_reply = (
+        "The kitchen has a white table with three green bottles on it. "
+        "Behind the table there is a window with blue curtains. "
+        "On the left there is a tall shelf full of cookbooks and jars. "
+        "The floor is made of light wooden boards and there is a red rug."
+    )
+    steps = [Step(text=long_reply), Step(text=ANSWER)]
+    with ScriptedVLM(steps, default=Step(text="You said something else.")) as vlm:
+        options = ["--camera", camera.url, "--base-url", vlm.base_url, "--model", "scripted"]
+        options += ["--duration", "150", "--max-turns", "2"]
+        live = Running(live_command(virtual_audio, *options), {"HERON_VLM_MAX_RETRIES": "0"})
+        try:
+            live.ask(virtual_audio)
+            live.wait_for(r"^you: ", timeout=60)
+            # let heron speak a while (its voice echoes into the mic meanwhile)
+            time.sleep(4.0)
+            virtual_audio.play(QUESTION).wait(timeout=30)
+            live.wait_for(r"^heron \(interrupted\): ", timeout=60)
+            live.wait_for(r"^heron: The sign says", timeout=60)
+        finally:
+            code = live.finish()
+        output = live.rest()
+    assert code == 0, "\n".join(output)
+    (session_dir,) = (heron_env / "heron-data" / "sessions").iterdir()
+    log = list(read_session_log(session_dir / "log.jsonl"))
+    kinds = [r["kind"] for r in log]
+    assert kinds.count("utterance") == 2, [r for r in log if r["kind"] == "ignored"]
+    (cut,) = [r for r in log if r["kind"] == "interrupted"]
+    # some of the reply was heard, not all of it
+    assert 0 < len(cut["said"].split()) < len(long_reply.split()), cut
+    assert long_reply.startswith(cut["said"].split()[0])
+    assert "barge_in" in kinds

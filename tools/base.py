@@ -17,13 +17,16 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from heron.agent.errors import ToolArgumentsError, ToolError
 from heron.agent.events import ToolCall, ToolResult, VideoFrame
+
+if TYPE_CHECKING:
+    from heron.agent.vlm import VLMClient
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,9 @@ class ToolContext:
     frame: VideoFrame | None = None
     session_id: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+    vlm: VLMClient | None = None
+    """The session's vision-language model, for tools that ask it (``describe_scene``);
+    None when heron runs offline or the model failed earlier in the turn."""
 
     def require_frame(self) -> np.ndarray:
         if self.frame is None:

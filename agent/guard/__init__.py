@@ -1,0 +1,1 @@
+"""Guards: world text as data, privacy before a remote endpoint, checked replies."""
