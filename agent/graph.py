@@ -35,9 +35,11 @@ from heron.tools.base import ToolContext, ToolRegistry
 from .errors import VLMError
 from .events import SpeechOut, ToolCall, VideoFrame
 from .frames import FrameRef, FrameStore
-from .guard.session_guard import Guard
+from .guard.moderation import BLOCKED_NOTICE
+from .guard.session_guard import WITHHELD_NOTICE, Guard, withheld_this_turn
 from .keyframes import Keyframe
 from .offline import OfflineThinker
+from .reply_stream import ModeratedFeed
 from .thinking import Thinker, ThinkRequest
 from .trace import TurnTrace
 
@@ -125,6 +127,8 @@ class TurnComponents:
     """Monotonic time the current question began (the start of speech), if known."""
     speech: ReplySpeech | None = None
     """This turn's streamed reply; when None, ``speak`` says the whole reply at the end."""
+    feed: ModeratedFeed | None = None
+    """The turn's text on its way into ``speech`` (set per turn)."""
     last_frame: FrameRef | None = None
     """The frame last sent to the model; reused while the keyframe says nothing changed."""
     memory: TurnMemory | None = None
@@ -146,8 +150,21 @@ def guarded_reply(messages: list[dict[str, Any]], text: str) -> list[dict[str, A
 
 
 def _streaming(c: TurnComponents) -> Callable[[str], None] | None:
-    speech = c.speech
-    return speech.feed if speech is not None else None
+    return c.feed.on_text if c.feed is not None else None
+
+
+def _moderated_feed(c: TurnComponents, turn: int | None) -> ModeratedFeed | None:
+    """This turn's path from the model's text to speech, each sentence moderated."""
+    if c.speech is None:
+        return None
+    guard = c.guard
+    if guard is None:
+        return ModeratedFeed(c.speech, None, BLOCKED_NOTICE)
+
+    async def allowed(sentence: str) -> bool:
+        return (await guard.check_reply(sentence, turn)).allowed
+
+    return ModeratedFeed(c.speech, allowed, BLOCKED_NOTICE)
 
 
 def with_memories(messages: list[dict[str, Any]], memories: str | None) -> list[dict[str, Any]]:
@@ -169,6 +186,7 @@ def build_graph(
 
     async def listen(state: TurnState) -> dict[str, Any]:
         c.trace.mark("graph_start")
+        c.feed = _moderated_feed(c, state.get("turn"))
         text = " ".join(state.get("user_text", "").split())
         if c.memory is not None:
             c.memory.begin_recall(text)  # searched while the frame is taken
@@ -256,7 +274,15 @@ def build_graph(
         # once the model has failed in a turn, the rest of the turn stays offline
         thinker: Thinker = OfflineThinker(notice=fallback) if fallback else c.thinker
         c.trace.mark("think_start")
-        fed_before = len(c.speech.fed_text) if c.speech is not None else 0
+        if (
+            c.feed is not None
+            and c.guard is not None
+            and rounds > 0
+            and not c.feed.said
+            and withheld_this_turn(state["messages"])
+        ):
+            c.feed.say_first(WITHHELD_NOTICE)
+        received_before = c.feed.received if c.feed is not None else 0
         try:
             reply = await thinker.think(request)
         except VLMError as exc:
@@ -280,8 +306,9 @@ def build_graph(
         pending = [asdict(call) for call in reply.tool_calls] if allow_tools else []
         message = reply.as_message()
         message["id"] = f"t{state.get('turn', 0)}-r{rounds}"
-        if c.speech is not None and reply.content and len(c.speech.fed_text) == fed_before:
-            c.speech.feed(reply.content + " ")  # the thinker did not stream it
+        streamed = c.feed is not None and c.feed.received > received_before
+        if c.feed is not None and reply.content and not pending and not streamed:
+            c.feed.on_text(reply.content + " ")  # the thinker did not stream it
         if not pending:
             # calls that will not run must not stay in the history: every tool call
             # needs a tool result after it, or the endpoint rejects the next request
@@ -344,7 +371,13 @@ def build_graph(
     async def speak(state: TurnState) -> dict[str, Any]:
         text = state.get("reply") or ""
         update: dict[str, Any] = {}
-        if c.guard is not None:  # the withheld-text notice, then moderation
+        if c.feed is not None:  # streamed: each sentence was moderated on its way
+            if not c.feed.started:
+                c.feed.on_text(text)
+            text = await c.feed.finish()
+            if text != state.get("reply"):
+                update = {"reply": text, "messages": guarded_reply(state["messages"], text)}
+        elif c.guard is not None:  # the withheld-text notice, then moderation
             text = await c.guard.before_speaking(text, state["messages"], state.get("turn"))
             if text != state.get("reply"):
                 update = {"reply": text, "messages": guarded_reply(state["messages"], text)}
@@ -355,8 +388,6 @@ def build_graph(
                 state.get("turn"), state.get("user_text", ""), text, c.current_frame
             )
         if c.speech is not None:
-            if not c.speech.fed_text.strip():
-                c.speech.feed(text)
             out: SpeechOut | None = await c.speech.afinish()
         else:
             out = await c.speak(text)

@@ -477,6 +477,13 @@ class SpeechStream:
             trailing = " " if self._buffer[-1:].isspace() else ""
             self._buffer = sentences[-1] + trailing
 
+    def feed_sentence(self, sentence: str) -> None:
+        """One complete sentence (already split, e.g. after moderation): queued at once."""
+        if self._closed or not sentence.strip():
+            return
+        self._fed.append(sentence + " ")
+        self._queue(sentence)
+
     def _queue(self, sentence: str) -> None:
         if self._interrupt.is_set():
             return

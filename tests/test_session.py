@@ -23,6 +23,7 @@ import pytest
 from heron.agent.config import Settings, load_settings
 from heron.agent.events import VideoFrame
 from heron.agent.graph import NO_ANSWER
+from heron.agent.guard.untrusted import unwrap_untrusted
 from heron.agent.session import Session
 from heron.memory.session_log import read_session_log
 from tests.conftest import REPO
@@ -79,12 +80,13 @@ def test_model_gets_the_frame_calls_the_ocr_tool_and_answers(heron_env: Path) ->
     jpeg = base64.b64decode(url.split(",", 1)[1])
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape[:2] == SIGN.shape[:2]
-    assert [t["function"]["name"] for t in first["tools"]] == ["read_text"]
+    offered = [t["function"]["name"] for t in first["tools"]]
+    assert offered[0] == "read_text" and len(offered) == len(set(offered))
     assert first["messages"][0]["role"] == "system"
     # the second request holds the tool's real OCR result for the model
     tool_message = second["messages"][-1]
     assert tool_message["role"] == "tool"
-    reading = json.loads(tool_message["content"])
+    reading = json.loads(unwrap_untrusted(tool_message["content"]))
     assert "LIBRARY OPENS AT 9 AM" in reading["text"].upper()
     assert [m["role"] for m in history] == ["user", "assistant", "tool", "assistant"]
     kinds = [r["kind"] for r in log_of(settings, session_id)]
@@ -120,7 +122,7 @@ def test_malformed_tool_calls_go_back_to_the_model_and_the_turn_goes_on(
         (result,), session_id, _ = run_turns(settings, ["read it"])
         tool_messages = [m for m in vlm.requests[1]["messages"] if m["role"] == "tool"]
     assert result.reply == "Sorry, my tools failed."
-    errors = [json.loads(m["content"])["error"] for m in tool_messages]
+    errors = [json.loads(unwrap_untrusted(m["content"]))["error"] for m in tool_messages]
     assert "not valid JSON" in errors[0]
     assert "min_confidence" in errors[1]
     assert "no tool named 'open_door'" in errors[2]
@@ -164,7 +166,7 @@ def test_an_endpoint_that_times_out_or_fails_falls_back(heron_env: Path) -> None
 def test_offline_reads_text_and_says_what_else_it_needs(heron_env: Path) -> None:
     settings = settings_for(heron_env, None)
     results, session_id, _ = run_turns(
-        settings, ["read this", "what colour is the wall", "what does it say"]
+        settings, ["read this", "what is the capital of Australia", "what does it say"]
     )
     assert "LIBRARY OPENS AT 9 AM" in results[0].reply.upper()
     assert "HERON_VLM_BASE_URL" in results[1].reply

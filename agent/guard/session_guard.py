@@ -280,7 +280,7 @@ class Guard:
         self, text: str, messages: list[dict[str, Any]], turn: int | None = None
     ) -> str:
         """The reply as it may be said: with the withheld-text notice, moderated."""
-        if _withheld_this_turn(messages) and WITHHELD_NOTICE not in text:
+        if withheld_this_turn(messages) and WITHHELD_NOTICE not in text:
             text = f"{WITHHELD_NOTICE} {text}".strip()
         decision = await self.check_reply(text, turn)
         return text if decision.allowed else BLOCKED_NOTICE
@@ -299,7 +299,7 @@ class Guard:
             await self.moderator.client.close()
 
 
-def _withheld_this_turn(messages: list[dict[str, Any]]) -> bool:
+def withheld_this_turn(messages: list[dict[str, Any]]) -> bool:
     users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
     start = users[-1] if users else 0
     return any(
