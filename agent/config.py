@@ -90,7 +90,7 @@ class KeyframeConfig(_Component):
         0.12, gt=0, le=1, description="Mean brightness change (0..1) that counts as a new scene"
     )
     change_detail: float = Field(
-        0.08, gt=0, le=1, description="Change of any small block's brightness (0..1) that counts"
+        0.12, gt=0, le=1, description="Change of any small block's brightness (0..1) that counts"
     )
     slot_s: float = Field(0.2, gt=0, description="The sharpest frame of each slot is kept")
     history_s: float = Field(12.0, gt=0, description="How far back kept frames reach")

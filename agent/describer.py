@@ -20,7 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from heron.tools.codes import CodeScanner
+from heron.tools.colours import dominant_colours
+from heron.tools.observation import Perceiver
+from heron.tools.ocr import TextReader
+from heron.tools.people import FaceFinder
+from heron.tools.scene import DescribeSceneTool
+
 from .config import KeyframeConfig, TTSConfig
+from .describe import say_codes, say_colours, say_people, say_text
 from .describer_channels import (
     CHANNELS,
     Channel,
@@ -33,16 +41,12 @@ from .describer_channels import (
     ToolChannel,
     Verbosity,
     parse_command,
-    phrase_codes,
-    phrase_colours,
-    phrase_generic,
-    phrase_people,
-    phrase_reading,
     tone_samples,
 )
 from .keyframes import KeyframeTracker
 from .playback import AudioSink, Speaker
 from .tts import Synthesizer
+from .vlm import VLMClient
 
 log = logging.getLogger(__name__)
 
@@ -139,88 +143,48 @@ class Announcer:
         self._queue.task_done()
 
 
-def _optional(module: str, name: str) -> Any:
-    """A perception function from ``heron.tools``, or None when it is not installed."""
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(f"heron.tools.{module}"), name)
-    except (ImportError, AttributeError) as exc:
-        log.info("describer: %s.%s not available (%s)", module, name, exc)
-        return None
-
-
-def _missing(what: str) -> Callable[[Any], Any]:
-    def run(image: Any) -> Any:
-        raise RuntimeError(f"{what} is not installed")
-
-    return run
-
-
 def build_channels(
     config: KeyframeConfig,
     *,
     verbosity: Verbosity = "normal",
     clock: Callable[[], float] = time.monotonic,
-    reader: Any = None,
+    reader: TextReader | None = None,
+    vlm: VLMClient | None = None,
 ) -> dict[ChannelName, Channel]:
-    """The seven channels, with the local perception tools behind them."""
-    from heron.tools.ocr import TextReader
+    """The seven channels, with the local perception tools behind them.
 
-    reader = reader or TextReader()
-    scan = _optional("codes", "CodeScanner")
-    faces = _optional("people", "FaceFinder")
-    colours = _optional("colours", "dominant_colours")
-    scanner = scan() if scan else None
-    finder = faces() if faces else None
+    ``vlm`` (optional) lets the scene channel ask the model, grounded in what the
+    local tools found; without it the scene is described from the tools alone.
+    """
+    reader = reader if reader is not None else TextReader()
+    perceiver = Perceiver(reader=reader, scanner=CodeScanner(), faces=FaceFinder())
+    scene = DescribeSceneTool(perceiver)
 
-    def document(image: Any) -> Any:
-        return reader.read(image, min_confidence=0.5, mode="document")
-
-    def scene(image: Any) -> Any:
-        return describe_offline(image, reader=reader)
+    def tool(
+        name: ChannelName, run: Callable[[Any], Any], phrase: Callable[[Any], str], empty: str = ""
+    ) -> ToolChannel:
+        return ToolChannel(name, run, phrase, config, clock, empty)
 
     return {
         "text": ShortTextChannel(reader, config, verbosity=verbosity, clock=clock),
-        "document": ToolChannel(
-            "document", document, phrase_reading, config, clock, "No text in view."
+        "document": tool(
+            "document",
+            lambda image: reader.read(image, min_confidence=0.5, mode="document"),
+            lambda reading: say_text(reading, max_words=None),
+            "No text in view.",
         ),
-        "codes": ToolChannel(
-            "codes",
-            scanner.scan if scanner else _missing("the code scanner"),
-            phrase_codes,
-            config,
-            clock,
-            "No code in view.",
-        ),
-        "people": ToolChannel(
+        "codes": tool("codes", perceiver.scanner.scan, say_codes, "No code in view."),
+        "people": tool(
             "people",
-            finder.count if finder else _missing("face finding"),
-            phrase_people,
-            config,
-            clock,
+            perceiver.faces.count,
+            lambda count: say_people(count, none="No one facing the camera."),
         ),
-        "colour": ToolChannel(
-            "colour", colours or _missing("colour naming"), phrase_colours, config, clock
-        ),
+        "colour": tool("colour", dominant_colours, say_colours),
         "light": LightChannel(clock=clock),
-        "scene": ToolChannel("scene", scene, phrase_generic, config, clock),
+        "scene": tool(
+            "scene", lambda image: scene.describe(image, vlm=vlm), lambda d: d.description
+        ),
     }
-
-
-def describe_offline(image: Any, *, reader: Any) -> str:
-    """A short description from the local tools only (the offline describer when present)."""
-    parts = []
-    light = _optional("light", "assess_light")
-    if light is not None:
-        parts.append(phrase_generic(light(image)))
-    colours = _optional("colours", "dominant_colours")
-    if colours is not None:
-        parts.append(phrase_colours(colours(image)))
-    text = phrase_reading(reader.read(image, min_confidence=0.6))
-    if text:
-        parts.append("Text: " + text)
-    return " ".join(p for p in parts if p)
 
 
 class SceneDescriber:

@@ -29,6 +29,7 @@ from .events import Utterance
 from .keyframes import KeyframeTracker
 from .playback import AudioSink, SpeakerSink, WavFileSink
 from .tts import Synthesizer
+from .vlm import VLMClient
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,9 @@ def run_describer(
     synthesizer = Synthesizer(settings.tts)
     announcer = Announcer(synthesizer, sink, on_spoken=spoken)
     tracker = KeyframeTracker(camera, settings.keyframes).start()
-    channels = build_channels(settings.keyframes, verbosity=options.verbosity)
+    # the scene channel asks the model when one is configured, grounded in local findings
+    vlm = VLMClient(settings.vlm) if settings.vlm.enabled else None
+    channels = build_channels(settings.keyframes, verbosity=options.verbosity, vlm=vlm)
     describer = SceneDescriber(
         tracker,
         channels,

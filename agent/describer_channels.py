@@ -301,57 +301,6 @@ class LightChannel:
 # -- tools --------------------------------------------------------------------------
 
 
-def phrase_codes(result: Any) -> str:
-    codes = getattr(result, "codes", [])
-    if not codes:
-        return ""
-    parts = []
-    for code in codes:
-        kind = {"qr": "QR code", "product": "barcode", "matrix": "code", "linear": "barcode"}
-        parts.append(f"{kind.get(code.kind, 'code')}: {code.value}")
-    return ". ".join(parts) + "."
-
-
-def phrase_people(result: Any) -> str:
-    count = int(getattr(result, "people", 0))
-    if count == 0:
-        return "No one facing the camera."
-    where = [f"{face.place}, {face.distance}" for face in getattr(result, "faces", [])]
-    noun = "person" if count == 1 else "people"
-    return f"{count} {noun}: " + "; ".join(where) + "."
-
-
-def phrase_colours(result: Any) -> str:
-    colours = [c for c in getattr(result, "colours", []) if c.share >= 0.1][:3]
-    if not colours:
-        return ""
-    first, rest = colours[0], colours[1:]
-    text = f"{'Mostly ' if first.share >= 0.5 else ''}{first.name}"
-    if rest:
-        text += ", with " + " and ".join(c.name for c in rest)
-    return text + "."
-
-
-def phrase_reading(result: Any) -> str:
-    """A page as paragraphs (document mode), or its lines."""
-    paragraphs = [p for p in getattr(result, "paragraphs", []) if readable(p)]
-    if paragraphs:
-        return " ".join(p if p.endswith((".", "!", "?")) else p + "." for p in paragraphs)
-    lines = [line.text for line in getattr(result, "lines", []) if readable(line.text)]
-    return ". ".join(line.rstrip(".") for line in lines) + "." if lines else ""
-
-
-def phrase_generic(result: Any) -> str:
-    """A result's own spoken summary, when its model offers one."""
-    for attribute in ("spoken", "summary", "description", "advice", "text"):
-        value = getattr(result, attribute, None)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            return " ".join(value)
-    return ""
-
-
 @dataclass
 class ToolChannel:
     """Runs ``run(image)`` when the view settles on a new scene; says a changed result.

@@ -9,9 +9,16 @@ their monotonic timestamps (``t_play`` of the first played sample, ``t_capture``
 of the first captured one). The true speaker-to-microphone delay still differs
 from what the timestamps say by output and input buffering, tens to hundreds of
 ms, and jumps whenever the output underflows, so a GCC-PHAT estimator measures it
-from the signals every quarter second and the reference is fed to the canceller
-at the measured delay. The canceller (WebRTC's AEC3 from the ``livekit`` wheel,
-or the built-in NLMS filter) removes what remains.
+from the signals every 100 ms while heron speaks and the reference is fed to the
+canceller at the measured delay. The canceller (WebRTC's AEC3 from the ``livekit``
+wheel, or the built-in NLMS filter) removes what remains; with AEC3, the NLMS
+output is passed instead while the user talks over heron, because AEC3's
+suppressor garbles an overlapping voice (``keep_user_voice``).
+
+The reference may come as whole replies or as the blocks a device callback plays
+(each with the time it reaches the output): blocks that continue one another
+within 20 ms are joined into one stream, so jittery block timestamps do not tear
+it. ``add_reference`` only queues, so it is safe on the audio thread.
 
 Fallback policy: until the echo is measurably reduced (``converged``), heron's
 own voice can still reach the VAD, so :meth:`EchoCanceller.suggested_vad_threshold`
@@ -59,7 +66,7 @@ LATENCY_S = FRAME / SAMPLE_RATE
 _ESTIMATE_EVERY = 10  # frames: a delay estimate every 100 ms while heron speaks
 _WINDOW = SAMPLE_RATE // 2  # 0.5 s of microphone per estimate
 _MIN_CONFIDENCE = 8.0  # GCC-PHAT peak over the mean; echo-free windows stay near 3-5
-_SURE_CONFIDENCE = 20.0  # a first lock taken without waiting for a second estimate
+_SURE_CONFIDENCE = 20.0  # a first lock, or a big jump, needs a peak this clear
 _SILENT = 1e-6  # mean square below which a frame carries no reference or echo
 _ANCHOR_TOLERANCE_S = 0.02  # timestamp jumps beyond this re-anchor the microphone clock
 _KEEP_S = 3.0  # reference audio kept behind the microphone for the estimator
@@ -167,7 +174,9 @@ class _Timeline:
 class EchoCanceller:
     """Removes heron's own voice from the microphone; safe to feed from two threads."""
 
-    def __init__(self, config: EchoConfig | None = None, *, backend: EchoBackend | None = None):
+    def __init__(
+        self, config: EchoConfig | None = None, *, backend: EchoBackend | None = None
+    ) -> None:
         self.config = config or EchoConfig()
         self.backend = backend or create_backend(
             self.config.backend, keep_user_voice=self.config.keep_user_voice

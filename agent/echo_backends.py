@@ -123,6 +123,11 @@ class NLMSBackend:
         self.reset()
 
     @property
+    def double_talk(self) -> bool:
+        """The error jumped far above the converged residual: another voice is there."""
+        return self._frozen_frames > 0
+
+    @property
     def converged(self) -> bool:
         """The usual residual is at least 10 dB below the echo estimate."""
         return self._usual_ratio < -1.0
@@ -266,7 +271,9 @@ class DoubleTalkBackend:
         self._mic_level = 0.0
         self._quiet = 0
         self._settle = self._SETTLE
+        self._use_linear = False
         self.double_talk = False
+        """A voice besides heron's is in the microphone (held 300 ms)."""
 
     def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
         queued = np.concatenate([self._lag, ref])
@@ -279,12 +286,13 @@ class DoubleTalkBackend:
             self._quiet = 0
         else:
             self._quiet += 1
-        # Two signs of a voice besides heron's: the linear filter's error jumped far
-        # above its usual residual (fast, once it has converged), or AEC3 lets much
-        # more through than its floor (it hides a voice's first 100 ms or so).
-        talking = energy > max(
-            10.0 * self._floor, self._MIN_LEVEL
-        ) and energy > self._MIC_SHARE * float(np.dot(mic, mic))
+        # A voice besides heron's: AEC3 lets far more through than its usual floor
+        # (it still hides the first 100 ms or so of a voice that overlaps heron's),
+        # and the linear filter's error jumps above its usual residual too (either
+        # alone is also what a hiccup of that one filter looks like).
+        mic_energy = float(np.dot(mic, mic))
+        louder = energy > max(10.0 * self._floor, self._MIN_LEVEL, self._MIC_SHARE * mic_energy)
+        talking = louder and self.linear.double_talk
         # Only once AEC3 holds the echo 20 dB down is "more than its floor" a voice.
         steady = not self._settle and self._floor < 0.01 * self._mic_level
         if talking and steady:
@@ -296,14 +304,15 @@ class DoubleTalkBackend:
             rate = 0.2 if energy < self._floor else 0.01
             self._floor += rate * (max(energy, 1e-9) - self._floor)
             if np.any(ref):
-                self._mic_level += 0.05 * (float(np.dot(mic, mic)) - self._mic_level)
+                self._mic_level += 0.05 * (mic_energy - self._mic_level)
+        self.double_talk = self._hold > 0
         # AEC3's leftovers also rise when the echo path jumps (an output underflow);
         # the linear output is taken only where it has proved itself on echo alone.
-        was, self.double_talk = self.double_talk, self._hold > 0 and self.linear.converged
-        chosen = linear if self.double_talk else suppressed
-        if was != self.double_talk:  # no click at the switch: fade across one frame
+        was, self._use_linear = self._use_linear, self.double_talk and self.linear.converged
+        chosen = linear if self._use_linear else suppressed
+        if was != self._use_linear:  # no click at the switch: fade across one frame
             fade = np.linspace(0.0, 1.0, FRAME, dtype=np.float32)
-            before = suppressed if self.double_talk else linear
+            before = suppressed if self._use_linear else linear
             chosen = before * (1 - fade) + chosen * fade
         return chosen
 

@@ -19,6 +19,7 @@ it; it keeps the sharpest frame of every short time slot in a :class:`FrameRing`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -393,3 +394,26 @@ def choose_sharpest(candidates: list[AnalysedFrame]) -> AnalysedFrame:
     """The newest of the frames nearly as sharp as the sharpest (candidates oldest first)."""
     top = max(item.analysis.sharpness for item in candidates)
     return [item for item in candidates if item.analysis.sharpness >= NEAR_SHARPEST * top][-1]
+
+
+class CameraKeyframes:
+    """A session's camera path in one object: the analysis thread and the selector.
+
+    ``Session(..., get_keyframe=keyframes.get)``; the question's start time comes
+    from the turn (the utterance's start of speech).
+    """
+
+    def __init__(self, source: FrameFeed, config: KeyframeConfig | None = None) -> None:
+        self.tracker = KeyframeTracker(source, config)
+        self.selector = KeyframeSelector(self.tracker.ring, self.tracker.config)
+
+    def start(self) -> CameraKeyframes:
+        self.tracker.start()
+        return self
+
+    def stop(self) -> None:
+        self.tracker.stop()
+
+    async def get(self, t_question: float | None) -> Keyframe:
+        """The keyframe for a question begun at ``t_question``, off the event loop."""
+        return await asyncio.to_thread(self.selector.select, t_question)

@@ -75,6 +75,8 @@ class ViewState:
     notice: str = ""
     notice_at: float = 0.0
     assistant_name: str = "heron"
+    no_picture: str = "no camera"
+    """Shown when there is no frame."""
 
 
 def apply_event(view: ViewState, event: LiveEvent, now: float = 0.0) -> ViewState:
@@ -149,7 +151,7 @@ def wrap_text(text: str, max_width: int, scale: float, thickness: int = 1) -> li
 
 def render_overlay(frame: np.ndarray | None, view: ViewState, now: float = 0.0) -> np.ndarray:
     """A new BGR image: ``frame`` (or a "no camera" card) with ``view`` drawn over it."""
-    canvas = _canvas(frame)
+    canvas = _canvas(frame, view.no_picture)
     width = canvas.shape[1]
     scale = min(1.2, max(0.6, width / 900))
     pad = round(12 * scale)
@@ -162,11 +164,11 @@ def render_overlay(frame: np.ndarray | None, view: ViewState, now: float = 0.0) 
     return canvas
 
 
-def _canvas(frame: np.ndarray | None) -> np.ndarray:
+def _canvas(frame: np.ndarray | None, text: str) -> np.ndarray:
     if frame is None or frame.size == 0:
         width, height = NO_CAMERA_SIZE
         canvas = np.full((height, width, 3), 40, np.uint8)
-        text = "no camera"
+        text = to_ascii(text)
         w = _text_width(text, 1.0, 2)
         cv2.putText(canvas, text, ((width - w) // 2, height // 3), FONT, 1.0, GREY, 2, cv2.LINE_AA)
         return canvas

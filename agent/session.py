@@ -63,9 +63,8 @@ def recent_sessions(settings: Settings, count: int = 5) -> list[str]:
 
 def default_tools(settings: Settings | None = None) -> ToolRegistry:
     """The built-in tools; with settings that enable memory, also remember/recall/forget."""
-    from heron.tools.perception_tools import perception_tools
-
     from heron.tools.media_check import CheckMediaTool
+    from heron.tools.perception_tools import perception_tools
 
     registry = ToolRegistry(perception_tools())
     registry.add(CheckMediaTool(settings.media if settings is not None else None))
@@ -274,6 +273,8 @@ class Session:
             trace.mark("turn_end")
             timing = trace.summary()
             self.log.write("turn.timing", turn=self._turns, **timing)
+            if self.memory is not None:
+                self.memory.turn_finished()  # stored now, off the turn's critical path
             return TurnResult(
                 turn=self._turns,
                 user_text=text,

@@ -203,11 +203,59 @@ def bench_embedding(embedders: Embedders) -> None:
     )
 
 
+def bench_turn_overhead(turns: int = 40) -> None:
+    """What memory adds to a turn: the time to the think step and to the turn's end,
+    offline (no model), with memory off and on (recall before thinking, the turn
+    stored after), on a store already holding a few thousand notes."""
+    import asyncio
+    import tempfile
+
+    from heron.agent.events import VideoFrame
+    from heron.agent.session import Session
+
+    rng = np.random.default_rng(5)
+    views = [room(rng) for _ in range(8)]
+
+    async def frame() -> VideoFrame:
+        return VideoFrame(views[int(rng.integers(0, 8))], time.monotonic(), time.time(), 1, "b")
+
+    async def run(settings_dir: Path, enabled: bool) -> dict[str, float]:
+        settings = load_settings(data_dir=settings_dir, memory={"enabled": enabled})
+        marks: dict[str, list[float]] = {"think_start": [], "turn_end": []}
+        async with Session(settings, get_frame=frame) as session:
+            if session.memory is not None:
+                store = await asyncio.to_thread(session.memory.memory.get)
+                notes = [TextInput(" ".join(rng.choice(WORDS, 6))) for _ in range(3000)]
+                await asyncio.to_thread(store.remember_texts, notes)
+            await session.turn("warm up")
+            for k in range(turns):
+                result = await session.turn(f"where is my {WORDS[k % len(WORDS)]}?")
+                for name in marks:
+                    marks[name].append(float(result.timing[name]))
+                await asyncio.sleep(0.05)  # a pause between turns, as in a conversation
+        return {name: statistics.median(v) for name, v in marks.items()}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        off = asyncio.run(run(Path(tmp) / "off", False))
+        on = asyncio.run(run(Path(tmp) / "on", True))
+    print(f"turn overhead of memory ({turns} offline turns, medians, ms after the turn starts):")
+    for name in ("think_start", "turn_end"):
+        print(
+            f"  {name:<12} memory off {off[name]:6.1f}   on {on[name]:6.1f}   "
+            f"added {on[name] - off[name]:+.1f} ms"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000, help="pictures in the recall store")
     parser.add_argument("--ingest", type=int, default=2000, help="keyframes in the ingest run")
     parser.add_argument("--rebuild", action="store_true", help="build the recall store again")
+    parser.add_argument(
+        "--parts",
+        default="embedding,ingest,turn,recall",
+        help="which measurements, comma-separated",
+    )
     args = parser.parse_args()
     print(machine())
     print(f"load average at start: {os.getloadavg()[0]:.1f} (figures are wall-clock times)")
@@ -217,10 +265,16 @@ def main() -> None:
     print(f"embedders: images {embedders.image.name}, text {embedders.text.name}")
     if args.rebuild:
         shutil.rmtree(f"/tmp/heron-bench-memory-{embedders.image.name}-{args.items}", True)
-    bench_embedding(embedders)
-    for batch in (32, 128):
-        bench_ingest(embedders, args.ingest, batch)
-    bench_recall(embedders, args.items)
+    parts = set(args.parts.split(","))
+    if "embedding" in parts:
+        bench_embedding(embedders)
+    if "ingest" in parts:
+        for batch in (32, 128):
+            bench_ingest(embedders, args.ingest, batch)
+    if "turn" in parts:
+        bench_turn_overhead()
+    if "recall" in parts:
+        bench_recall(embedders, args.items)
 
 
 if __name__ == "__main__":

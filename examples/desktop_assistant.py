@@ -39,7 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from heron.agent.camera import VideoSource
+from heron.agent.camera import VideoSource, describe_source
 from heron.agent.config import Settings, load_settings
 from heron.agent.errors import CameraError, HeronError
 from heron.agent.live_events import (
@@ -194,7 +194,13 @@ class App:
         self._picture_key: tuple[Any, ...] = ()
 
     def _open_camera(self) -> VideoSource | None:
-        if self.settings.camera.source is None:
+        source = self.settings.camera.source
+        if source is None:
+            return None
+        if describe_source(source) == "device":
+            # a camera device opens once: the session has it, for heron to see with
+            print(f"window: camera {source} is heron's; the window shows no picture", flush=True)
+            self.view = dataclasses.replace(self.view, no_picture=f"camera {source} is in use")
             return None
         try:
             return VideoSource(self.settings.camera).start()

@@ -72,7 +72,14 @@ class LazyMemory:
 
     def _open_quietly(self) -> None:
         with contextlib.suppress(MemoryStoreError):  # kept in _error, reported when asked
-            self.get()
+            store = self.get()
+            # memories kept with another embedder (CLIP arrived, or went) are embedded
+            # again with this one, here in the background; `heron memory` does the same
+            pending = store.pending_reindex()
+            if pending:
+                log.info("re-indexing memories for %s: %s", store.image_embedder.name, pending)
+                added = store.reindex()
+                log.info("re-indexed %d memories", added)
 
     def get(self) -> MemoryStore:
         """The store, opening it now if needed (blocks); raises MemoryStoreError."""
@@ -133,6 +140,7 @@ class SessionMemory:
         self._recall: asyncio.Task[list[Memory]] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._reported = False
+        self._queued: tuple[int | None, str, str, VideoFrame | None] | None = None
         memory.start()
 
     def _store(self) -> MemoryStore | None:
@@ -194,7 +202,22 @@ class SessionMemory:
     def remember_turn(
         self, turn: int | None, user_text: str, reply: str, frame: VideoFrame | None
     ) -> None:
-        """Store the finished turn (and its frame) in the background."""
+        """Queue the turn (and its frame) to be stored once the turn has finished.
+
+        Storing competes for the CPU with what is left of the turn (checkpoint,
+        speech), so it starts at :meth:`turn_finished`, in the background.
+        """
+        self._queued = (turn, user_text, reply, frame)
+
+    def turn_finished(self) -> None:
+        """Start storing the queued turn in the background."""
+        if self._queued is not None:
+            queued, self._queued = self._queued, None
+            self._store_turn(*queued)
+
+    def _store_turn(
+        self, turn: int | None, user_text: str, reply: str, frame: VideoFrame | None
+    ) -> None:
         store = self._store()
         if store is None or not (user_text.strip() or reply.strip()):
             return
@@ -227,6 +250,7 @@ class SessionMemory:
             self.log.write("error", where="remember", error=str(task.exception()))
 
     async def close(self) -> None:
-        """Wait for turns still being stored."""
+        """Store a turn still queued; wait for turns still being stored."""
+        self.turn_finished()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)

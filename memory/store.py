@@ -274,19 +274,19 @@ class MemoryStore:
     ) -> None:
         limit = self.image_embedder.duplicate
         n = len(ids)
-        if self.frames.count() > 0:
-            found = self.frames.query(
-                query_embeddings=vectors, n_results=1, include=["distances", "metadatas"]
-            )
-            seen_again: dict[str, dict[str, Any]] = {}
-            for i in range(n):
-                if found["ids"][i] and 1.0 - found["distances"][i][0] >= limit:
-                    kept = duplicate_of[i] = found["ids"][i][0]
-                    meta = seen_again.get(kept) or dict(found["metadatas"][i][0])
-                    meta["t_last"] = max(float(meta.get("t_last", 0.0)), float(frames[i].t))
-                    seen_again[kept] = meta
-            if seen_again:  # one call: each call to Chroma costs milliseconds on its own
-                self.frames.update(ids=list(seen_again), metadatas=list(seen_again.values()))
+        # one query for the whole batch (on an empty collection it finds no neighbours)
+        found = self.frames.query(
+            query_embeddings=vectors, n_results=1, include=["distances", "metadatas"]
+        )
+        seen_again: dict[str, dict[str, Any]] = {}
+        for i in range(n):
+            if found["ids"][i] and 1.0 - found["distances"][i][0] >= limit:
+                kept = duplicate_of[i] = found["ids"][i][0]
+                meta = seen_again.get(kept) or dict(found["metadatas"][i][0])
+                meta["t_last"] = max(float(meta.get("t_last", 0.0)), float(frames[i].t))
+                seen_again[kept] = meta
+        if seen_again:  # one call: each call to Chroma costs milliseconds on its own
+            self.frames.update(ids=list(seen_again), metadatas=list(seen_again.values()))
         sims = vectors @ vectors.T
         for i in range(n):
             if duplicate_of[i] is not None:
@@ -364,30 +364,32 @@ class MemoryStore:
         neighbour fetched scores below ``floor``; only when it is not, after a
         wider fetch, does Chroma filter.
         """
+        if limit <= 0:
+            return []
+        # (no count() first: at 100,000 items Chroma's count costs more than the search)
         try:
-            total = collection.count()
-            if total == 0 or limit <= 0:
-                return []
-            filtered = bool(when) or bool(kinds)
-            for fetch in (limit * 10, limit * 80) if filtered else (limit,):
-                n = min(fetch, total)
-                hits = self._nearest(collection, vector, n, None)
+            if not (when or kinds):
+                return [h for h in self._nearest(collection, vector, limit, None) if h[1] >= floor]
+            for n in (limit * 10, limit * 80):
+                # documents are fetched only for the hits kept: they are the costly part
+                hits = self._nearest(collection, vector, n, None, documents=False)
                 kept = [h for h in hits if h[1] >= floor and self._matches(h[2], when, kinds)]
-                if len(kept) >= limit or n == total or not hits or hits[-1][1] < floor:
-                    return kept[:limit]
-            where = self._where(when, kinds)
-            hits = self._nearest(collection, vector, min(limit, total), where)
+                if len(kept) >= limit or len(hits) < n or hits[-1][1] < floor:
+                    return self._with_documents(collection, kept[:limit])  # nothing else passes
+            hits = self._nearest(collection, vector, limit, self._where(when, kinds))
         except Exception as exc:
             raise _chroma_error(exc, "searching") from None
         return [h for h in hits if h[1] >= floor]
 
     @staticmethod
-    def _nearest(collection: Any, vector: np.ndarray, n: int, where: Any) -> list[Hit]:
+    def _nearest(
+        collection: Any, vector: np.ndarray, n: int, where: Any, *, documents: bool = True
+    ) -> list[Hit]:
         found = collection.query(
             query_embeddings=vector[None, :],
             n_results=n,
             where=where,
-            include=["distances", "metadatas", "documents"],
+            include=["distances", "metadatas", *(["documents"] if documents else [])],
         )
         docs = found.get("documents") or [[None] * len(found["ids"][0])]
         return [
@@ -396,6 +398,14 @@ class MemoryStore:
                 found["ids"][0], found["distances"][0], found["metadatas"][0], docs[0], strict=True
             )
         ]
+
+    @staticmethod
+    def _with_documents(collection: Any, hits: list[Hit]) -> list[Hit]:
+        if not hits:
+            return hits
+        got = collection.get(ids=[h[0] for h in hits], include=["documents"])
+        docs = dict(zip(got["ids"], got.get("documents") or [], strict=False))
+        return [(i, score, meta, docs.get(i)) for i, score, meta, _ in hits]
 
     def _memory(self, id_: str, score: float, meta: dict[str, Any], doc: str | None) -> Memory:
         thumb = meta.get("thumb")

@@ -92,6 +92,17 @@ def test_describe_scene_grounds_the_model_in_the_findings(tool: DescribeSceneToo
     assert request["messages"][1]["content"][0]["text"] == "what is this sign?"
 
 
+def test_describe_scene_called_inside_an_event_loop(tool: DescribeSceneTool) -> None:
+    with ScriptedVLM([Step(text="A sign.")]) as vlm:
+        client = VLMClient(VLMConfig(base_url=vlm.base_url, model="scripted", max_retries=0))
+
+        async def from_async_code() -> str:
+            scene = tool.describe(sign(), vlm=client)
+            return f"{scene.source}: {scene.description}"
+
+        assert asyncio.run(from_async_code()) == "vlm: A sign."
+
+
 def test_describe_scene_falls_back_when_the_model_fails(tool: DescribeSceneTool) -> None:
     with ScriptedVLM([Step(status=500)], default=Step(status=500)) as vlm:
         client = VLMClient(VLMConfig(base_url=vlm.base_url, model="scripted", max_retries=0))
@@ -142,6 +153,24 @@ def test_cli_describes_each_scene_of_a_video(
     # the sharp frame of the second scene, not the blurred one it starts with
     assert second.startswith("At 0:01: One person facing the camera")
     assert "blurred" not in second
+
+
+def test_cli_on_a_video_cut_off_mid_file(
+    heron_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for _ in range(10):
+        writer.write(sign())
+    writer.release()
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # the recording ends abruptly
+    code, out, err = run_cli([str(path)], capsys)
+    assert "Traceback" not in err
+    if code == 0:
+        assert out.startswith("Text: LIBRARY OPENS AT 9 AM.")
+    else:
+        assert code == 2 and err.startswith("heron: ")
 
 
 def test_cli_with_the_model(

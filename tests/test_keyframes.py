@@ -55,7 +55,9 @@ def camera_noise(image: np.ndarray, seed: int) -> np.ndarray:
     noisy = np.clip(image.astype(np.int16) + rng.normal(0, 3, image.shape), 0, 255)
     ok, jpeg = cv2.imencode(".jpg", noisy.astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 85])
     assert ok
-    return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    decoded = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    assert decoded is not None
+    return np.asarray(decoded)
 
 
 class Clock:
@@ -307,7 +309,8 @@ def test_frame_budget_fits_bytes_by_quality_then_size() -> None:
     assert impossible.over_budget and max(impossible.width, impossible.height) <= 64
     huge = encode_within_budget(np.zeros((8000, 8000, 4), np.uint8), max_side=512, quality=80)
     assert (huge.width, huge.height) == (512, 512)
-    assert cv2.imdecode(np.frombuffer(huge.jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (512, 512, 3)
+    decoded = cv2.imdecode(np.frombuffer(huge.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None and decoded.shape == (512, 512, 3)
 
 
 def free_bytes(encoded: Any) -> int:
@@ -360,3 +363,45 @@ def test_session_sends_one_frame_per_scene(heron_env: Path) -> None:
     users = [m for m in second if m["role"] == "user"]
     assert isinstance(users[0]["content"], list) and users[-1]["content"] == "question 1"
     assert second[: len(requests[0]["messages"])] == requests[0]["messages"]
+
+
+def test_live_camera_path_on_an_mjpeg_stream(heron_env: Path) -> None:
+    """As ``heron live`` wires it: stream → VideoSource → CameraKeyframes → Session."""
+    from heron.agent.keyframes import CameraKeyframes
+    from tests.support.mjpeg import MJPEGServer
+
+    shown = {"image": ASTRONAUT}
+
+    async def main(base_url: str, url: str) -> tuple[str, list[float]]:
+        settings = load_settings(vlm={"base_url": base_url, "model": "scripted", "max_retries": 0})
+        camera = VideoSource(CameraConfig(source=url))
+        keyframes = CameraKeyframes(camera, settings.keyframes)
+        ages: list[float] = []
+        with camera:
+            keyframes.start()
+            try:
+                async with Session(settings, get_keyframe=keyframes.get) as session:
+                    for number in range(3):
+                        t_question = time.monotonic()
+                        if number == 2:
+                            shown["image"] = CAT  # the user turned to something else
+                        await asyncio.sleep(0.3)  # speaking the question
+                        result = await session.turn(f"question {number}", t_question=t_question)
+                        frame = session.components.current_frame
+                        assert frame is not None and frame.t_capture >= t_question, result
+                        ages.append(frame.t_capture - t_question)
+                    return session.id, ages
+            finally:
+                keyframes.stop()
+
+    with (
+        MJPEGServer(lambda: shown["image"], fps=15) as server,
+        ScriptedVLM(default=Step(text="An answer.")) as vlm,
+    ):
+        session_id, ages = asyncio.run(main(vlm.base_url, server.url))
+        images = [vlm.images_in(i) for i in range(len(vlm.requests))]
+    log = list(read_session_log(heron_env / "heron-data" / "sessions" / session_id / "log.jsonl"))
+    reused = [bool(r.get("reused")) for r in log if r["kind"] == "frame"]
+    assert reused == [False, True, False]
+    assert images[0] == images[1] != images[2]
+    assert all(age >= 0 for age in ages)

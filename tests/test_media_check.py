@@ -201,9 +201,10 @@ def test_generator_tags_in_png_text_and_exif(tmp_path: Path) -> None:
 
     image = Image.fromarray(cv2.cvtColor(photo("coffee"), cv2.COLOR_BGR2RGB))
     info = PngImagePlugin.PngInfo()
+    prompt = "a cup of espresso on a wooden table, morning light, " * 8  # settings come last
     info.add_text(
         "parameters",
-        "a cup of coffee on a wooden table\nNegative prompt: blurry\n"
+        f"{prompt}\nNegative prompt: blurry\n"
         "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: 600x400",
     )
     image.save(tmp_path / "sd.png", pnginfo=info)

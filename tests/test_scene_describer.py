@@ -335,3 +335,35 @@ def test_describer_stops_when_the_video_ends(tmp_path: Path, reader: TextReader)
         sink.close()
     assert ended.is_set(), "the describer kept waiting after the video ended"
     assert [s.output.text for s in announcer.history] == ["Fresh milk"]
+
+
+# -- the tool channels ------------------------------------------------------------------------
+
+
+def qr_frame(value: str) -> np.ndarray:
+    code = cv2.QRCodeEncoder.create().encode(value)
+    code = cv2.resize(code, (300, 300), interpolation=cv2.INTER_NEAREST)
+    image = np.full((480, 640, 3), 255, np.uint8)
+    image[90:390, 170:470] = cv2.cvtColor(code, cv2.COLOR_GRAY2BGR)
+    return image
+
+
+def test_tool_channels_say_what_the_tools_found_once(reader: TextReader) -> None:
+    from skimage import data
+
+    channels = build_channels(KeyframeConfig(), reader=reader)
+    codes = channels["codes"]
+    first = said(codes.on_frame(frame(qr_frame("https://heron.example/menu"))))
+    assert first == ["A QR code https://heron.example/menu."]
+    assert codes.on_frame(frame(qr_frame("https://heron.example/menu"))) == []
+    assert said(codes.on_frame(frame(BLANK))) == ["No code in view."]
+
+    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    (people,) = said(channels["people"].on_frame(frame(astronaut)))
+    assert people.startswith("One person facing the camera")
+    (colour,) = said(
+        channels["colour"].on_frame(frame(np.full((480, 640, 3), (200, 0, 0), np.uint8)))
+    )
+    assert "blue" in colour.lower()
+    (scene,) = said(channels["scene"].on_frame(frame(EXIT)))
+    assert "EXIT" in scene and "Platform 4" in scene

@@ -60,6 +60,15 @@ def test_the_default_mode_and_the_environment(heron_env: Path) -> None:
         load_settings(listen={"mode": "sometimes"})
 
 
+def test_heron_live_takes_the_mode_on_its_command_line(heron_env: Path) -> None:
+    from heron.agent.cli import _settings, build_parser
+
+    args = build_parser().parse_args(["live", "--mode", "wake_phrase", "--wake-phrase", "juno"])
+    listen = _settings(args).listen
+    assert (listen.mode, listen.wake_phrase) == ("wake_phrase", "juno")
+    assert _settings(build_parser().parse_args(["live"])).listen.mode == "always"
+
+
 # -- wake phrase ---------------------------------------------------------------------------
 
 

@@ -167,6 +167,7 @@ class TextReader:
         self.threads = threads
         self._engine: Any = None
         self._lock = threading.Lock()
+        self._warm = False
 
     @property
     def loaded(self) -> bool:
@@ -199,13 +200,19 @@ class TextReader:
         return self._engine
 
     def warmup(self) -> None:
-        """Load the models and run one small inference so the first real call is fast."""
+        """Load the models and run one small inference so the first real call is fast.
+
+        Tools that share this reader each warm it up; only the first call does the work.
+        """
+        if self._warm:
+            return
         t0 = time.perf_counter()
-        # A 4:3 image: the detector scales it to the same input shape as a camera frame,
+        # A 4:3 image: enlarged 4x (MIN_DETECT_SIDE) it has a camera frame's shape,
         # and ONNX Runtime's first run on a new shape is the slow one.
         image = np.full((120, 160, 3), 255, np.uint8)
         cv2.putText(image, "warm up", (20, 68), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2)
         self.read(image, min_confidence=0.0)
+        self._warm = True
         log.info("OCR warm-up took %.0f ms", (time.perf_counter() - t0) * 1000)
 
     def _recognise(self, bgr: np.ndarray, *, use_cls: bool = True) -> list[Found]:

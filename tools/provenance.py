@@ -74,7 +74,10 @@ class ContentCredentials(BaseModel):
 
 class MetadataMarker(BaseModel):
     field: str = Field(description="where it was found, e.g. 'XMP DigitalSourceType'")
-    value: str
+    value: str = Field(description=f"the value, cut to {MAX_VALUE_CHARS} characters")
+    generation_settings: bool = Field(
+        False, description="the full value holds diffusion settings (steps, sampler, seed)"
+    )
 
 
 def _c2pa_context(trust_anchors: Path | None) -> Any:
@@ -198,7 +201,7 @@ def credential_signals(cred: ContentCredentials) -> list[MediaSignal]:
 
     for action in cred.actions:
         declared = source_type(action.digital_source_type or "")
-        by = f", naming {action.software_agent}" if action.software_agent else ""
+        by = f" (made with {action.software_agent})" if action.software_agent else ""
         if declared is not None:
             kind, phrase, _ = declared
             # A signer admitting AI or synthetic origin is believable; a claim of
@@ -289,6 +292,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
 
 
+def _marker(field: str, value: Any) -> MetadataMarker:
+    """A marker for a free-text field where generators leave their settings."""
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    settings = len(_SD_SETTINGS.findall(text)) >= 2
+    return MetadataMarker(field=field, value=_short(text), generation_settings=settings)
+
+
 def _user_comment(raw: Any) -> str:
     """EXIF UserComment: an 8-byte charset prefix, then the text."""
     if not isinstance(raw, bytes):
@@ -349,9 +359,7 @@ def read_markers(image: ImageFile.ImageFile) -> list[MetadataMarker]:
                 markers.append(MetadataMarker(field=label, value=_short(exif[tag])))
         comment = exif.get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.UserComment)
         if comment:
-            markers.append(
-                MetadataMarker(field="EXIF UserComment", value=_short(_user_comment(comment)))
-            )
+            markers.append(_marker("EXIF UserComment", _user_comment(comment)))
     except Exception as exc:  # malformed EXIF must not hide the rest
         log.debug("unreadable EXIF: %s", exc)
     packet = _xmp_packet(image)
@@ -370,7 +378,7 @@ def read_markers(image: ImageFile.ImageFile) -> list[MetadataMarker]:
     text_chunks = getattr(image, "text", None) if image.format == "PNG" else None
     for key, value in (text_chunks or {}).items():
         if key != "XML:com.adobe.xmp":
-            markers.append(MetadataMarker(field=f"PNG text '{key}'", value=_short(value)))
+            markers.append(_marker(f"PNG text '{key}'", value))
     return markers
 
 
@@ -393,7 +401,7 @@ def _marker_signal(marker: MetadataMarker) -> MediaSignal | None:
         detail = f"The {field} field names an image generator, {generator} ('{value[:60]}')."
         return MediaSignal(kind="ai_generated", strength="moderate", detail=detail, source=source)
     if (chunk in _GENERATOR_CHUNKS or field == "EXIF UserComment") and (
-        _SD_SETTINGS.search(value) or (chunk in ("prompt", "workflow") and value.startswith("{"))
+        marker.generation_settings or (chunk in ("prompt", "workflow") and value.startswith("{"))
     ):
         where = f"'{chunk}' text chunk" if chunk else "EXIF user comment"
         detail = (

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import ClassVar, Literal
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -85,6 +87,17 @@ async def _ask_model(vlm: VLMClient, image: np.ndarray, facts: str, request: str
     return reply.content
 
 
+def _run_blocking(coroutine: Coroutine[Any, Any, str]) -> str:
+    """Run ``coroutine`` to completion from synchronous code, even inside an event loop
+    (then on a thread of its own, so the caller's loop is not re-entered)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 class DescribeSceneTool(Tool[DescribeSceneArgs]):
     """Describe the current camera view: what is there, text, people, colours, light.
 
@@ -113,7 +126,7 @@ class DescribeSceneTool(Tool[DescribeSceneArgs]):
         note = ""
         if vlm is not None:
             try:
-                text = asyncio.run(
+                text = _run_blocking(
                     _ask_model(vlm, image, grounding_facts(observation), focus or DEFAULT_REQUEST)
                 )
                 if text:

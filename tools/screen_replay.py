@@ -215,7 +215,7 @@ def _banding(gray: np.ndarray) -> tuple[float, float, float]:
     of log brightness is the same in every column; its median across columns
     keeps the bands and drops scene edges, which sit in few columns. ``share`` is
     how much of that profile's slow change (periods over 8 px) one period from
-    12 to 160 px explains, scaled down when the upper and lower halves of the
+    12 px to a quarter of the frame explains, scaled down when the upper and lower halves of the
     frame disagree; ``depth`` how much the bands dim the rows.
     """
     w = gray.shape[1]
@@ -226,7 +226,8 @@ def _banding(gray: np.ndarray) -> tuple[float, float, float]:
         return 0.0, 0.0, 0.0
     rows = rows - rows.mean()
     power = np.abs(np.fft.rfft(rows * np.hanning(n))) ** 2
-    lo, hi = max(3, n // 160), max(4, n // 12)
+    # At least four cycles down the frame: fewer look like any smooth scene.
+    lo, hi = 4, max(5, n // 12)
     k = int(np.argmax(power[lo:hi])) + lo
     fundamental = float(power[k - 1 : k + 2].sum())
     share = fundamental / (float(power[2 : n // 8].sum()) + 1e-12)
