@@ -201,7 +201,10 @@ async def _run(
     stack.push_async_callback(close_session)
     policy = TurnPolicy(settings.listen)
     policy.attach(controls)
-    transcriber.hotwords = policy.stt_hint
+    if policy.stt_hint:
+        # primed with the name as it is said ("Heron, ..."), Whisper writes the name;
+        # primed with the bare word, it takes it as already said and leaves it out
+        transcriber.hotwords = policy.stt_hint.title() + ","
     conversation = Conversation(
         session,
         speaker,

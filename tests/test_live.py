@@ -9,6 +9,7 @@ back with the same Whisper model.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import re
@@ -278,3 +279,80 @@ def test_live_barge_in_stops_the_reply_and_answers_the_new_question(
     assert 0 < len(cut["said"].split()) < len(long_reply.split()), cut
     assert long_reply.startswith(cut["said"].split()[0])
     assert "barge_in" in kinds
+
+
+def test_live_wake_phrase_mode_answers_only_when_addressed(
+    virtual_audio: VirtualAudio, camera: MJPEGServer, heron_env: Path, tmp_path: Path
+) -> None:
+    addressed = tmp_path / "addressed.wav"
+    subprocess.run(["espeak-ng", "-w", str(addressed), "Heron, please read the sign."], check=True)
+    options = ["--camera", camera.url, "--offline", "--duration", "150", "--max-turns", "1"]
+    live = Running(live_command(virtual_audio, *options), {"HERON_LISTEN_MODE": "wake_phrase"})
+    try:
+        live.ask(virtual_audio)  # "Please read the sign." without the name: ignored
+        time.sleep(3.0)
+        virtual_audio.play(addressed).wait(timeout=30)
+        you = live.wait_for(r"^you: ", timeout=60)
+        reply = live.wait_for(r"^heron: ", timeout=60)
+    finally:
+        code = live.finish()
+    assert code == 0
+    assert "read the sign" in you.lower() and "heron" not in you.lower()
+    assert "NO PARKING AT ANY TIME" in reply.upper()
+    (session_dir,) = (heron_env / "heron-data" / "sessions").iterdir()
+    log = list(read_session_log(session_dir / "log.jsonl"))
+    ignored = [r for r in log if r["kind"] == "ignored"]
+    assert [r["reason"] for r in ignored] == ["no wake phrase"], ignored
+    assert [r["kind"] for r in log].count("utterance") == 1
+
+
+def test_live_push_to_talk_takes_only_what_is_said_with_the_key_down(
+    virtual_audio: VirtualAudio, camera: MJPEGServer, heron_env: Path
+) -> None:
+    """In-process, through the controls a window uses: the talk key gates the turns."""
+    from heron.agent.config import load_settings
+    from heron.agent.live import LiveOptions
+    from heron.agent.live import run_live as run_live_session
+    from heron.agent.live_events import LiveControls, LiveEvent, UserTurn
+
+    settings = load_settings(
+        camera={"source": camera.url},
+        microphone={"device": virtual_audio.device},
+        speaker={"device": virtual_audio.device},
+        listen={"mode": "push_to_talk"},
+    ).without_model()
+    controls = LiveControls()
+    events: list[LiveEvent] = []
+    lines: list[str] = []
+    outcome: list[int] = []
+
+    def session() -> None:
+        options = LiveOptions(duration_s=120, max_turns=1)
+        running = run_live_session(
+            settings, options, say=lines.append, on_event=events.append, controls=controls
+        )
+        outcome.append(asyncio.run(running))
+
+    thread = threading.Thread(target=session, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not any(line.startswith("listening") for line in lines):
+        assert time.monotonic() < deadline and thread.is_alive(), lines
+        time.sleep(0.1)
+    virtual_audio.play(QUESTION).wait(timeout=30)  # key up: not a turn
+    time.sleep(3.0)
+    assert not [e for e in events if isinstance(e, UserTurn)], lines
+    controls.push_to_talk(True)
+    virtual_audio.play(QUESTION).wait(timeout=30)
+    time.sleep(1.5)  # the null sink's monitor lags behind what was played
+    controls.push_to_talk(False)  # release: the utterance ends now
+    thread.join(90)
+    assert outcome == [0], lines
+    (turn,) = [e for e in events if isinstance(e, UserTurn)]
+    assert "read" in turn.text.lower()
+    assert any(
+        "NO PARKING AT ANY TIME" in line.upper() for line in lines if line.startswith("heron:")
+    )
+    (session_dir,) = (heron_env / "heron-data" / "sessions").iterdir()
+    log = list(read_session_log(session_dir / "log.jsonl"))
+    assert [r["reason"] for r in log if r["kind"] == "ignored"] == ["outside push-to-talk"]
