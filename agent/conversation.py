@@ -48,7 +48,15 @@ from .live_events import (
 from .playback import Speaker, SpeechStream
 from .session import Session, TurnResult
 from .turn_modes import TurnPolicy
-from .vad import SegmenterEvent, SpeechEnded, SpeechStarted, VoiceGone, VoiceOnset
+from .vad import (
+    SegmenterEvent,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    VoiceGone,
+    VoiceOnset,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +109,8 @@ class Conversation:
         """Capture time of the voice onset that paused playback (None: not paused)."""
         self._confirm: asyncio.TimerHandle | None = None
         self._in_speech = False
+        self._voice_active = False
+        self._utterance = 0
         self._backchannels: set[int] = set()
         self._recent_speech: deque[tuple[float, list[str]]] = deque(maxlen=32)
         self._state: LiveState = "listening"
@@ -131,39 +141,56 @@ class Conversation:
 
     def on_voice(self, event: SegmenterEvent) -> None:
         if isinstance(event, VoiceOnset):
-            if (
-                self.config.barge_in
-                and self.busy
-                and self.speaker.speaking
-                and self._paused_at is None
-                and self.policy.mic_open(event.t)
-            ):
-                self.speaker.pause()
-                self._paused_at = event.t
-                self.barge_in_ms.append((time.monotonic() - event.t) * 1000)
+            self._hold(event.t)
         elif isinstance(event, SpeechStarted):
-            self._in_speech = True
+            self._in_speech = self._voice_active = True
+            self._utterance = event.utterance
             self.set_state("hearing")
-            if self.busy and self.config.barge_in and self.policy.mic_open(event.t):
-                onset = self._paused_at if self._paused_at is not None else event.t
-                delay = onset + self.config.barge_in_min_ms / 1000 - time.monotonic()
-                self._cancel_confirm()
-                loop = asyncio.get_running_loop()
-                self._confirm = loop.call_later(max(0.0, delay), self._confirm_barge_in)
+            onset = self._paused_at if self._paused_at is not None else event.t
+            self._schedule_confirm(onset)
+        elif isinstance(event, SpeechResumed):
+            # more words after a pause: it was not a backchannel after all
+            self._voice_active = True
+            if self._hold(event.t):
+                self._schedule_confirm(event.t)
+        elif isinstance(event, SpeechPaused):
+            self._voice_active = False
         elif isinstance(event, VoiceGone):
             self._resume_if_paused("a short sound")
         elif isinstance(event, SpeechEnded):
-            self._in_speech = False
-            if self._confirm is not None and self._paused_at is not None:
-                # ended before it counted as barge-in: a backchannel
-                self._backchannels.add(event.utterance)
-            self._cancel_confirm()
-            self._resume_if_paused("a backchannel")
+            self._in_speech = self._voice_active = False
+            if self._confirm is not None:
+                self._cancel_confirm()
+                self._backchannel(event.utterance)
             if not self.busy:
                 self.set_state("listening")
 
     def on_partial(self, partial: Partial) -> None:
         self.emit(PartialTranscript(partial.text))
+
+    def _hold(self, t: float) -> bool:
+        """Pause heron's reply at the first sign of the user's voice; True if it did."""
+        if not (
+            self.config.barge_in
+            and self.busy
+            and self.speaker.speaking
+            and self._paused_at is None
+            and self.policy.mic_open(t)
+        ):
+            return False
+        self.speaker.pause()
+        self._paused_at = t
+        self.barge_in_ms.append((time.monotonic() - t) * 1000)
+        return True
+
+    def _schedule_confirm(self, onset: float) -> None:
+        if not (self.busy and self.config.barge_in and self.policy.mic_open(onset)):
+            return
+        self._cancel_confirm()
+        delay = onset + self.config.barge_in_min_ms / 1000 - time.monotonic()
+        self._confirm = asyncio.get_running_loop().call_later(
+            max(0.0, delay), self._confirm_barge_in
+        )
 
     def _cancel_confirm(self) -> None:
         if self._confirm is not None:
@@ -178,13 +205,21 @@ class Conversation:
             if self.busy:
                 self.set_state("speaking")
 
+    def _backchannel(self, utterance: int) -> None:
+        """Speech too short to interrupt: heron goes on, and its words are not a turn."""
+        self._backchannels.add(utterance)
+        self._resume_if_paused("a backchannel")
+
     def _confirm_barge_in(self) -> None:
         self._confirm = None
         turn = self._current
-        if not self._in_speech or turn is None or turn.task.done():
-            self._resume_if_paused("speech too short")
-            return
-        self.interrupt("barge-in")
+        if turn is None or turn.task.done():
+            self._resume_if_paused("nothing to interrupt")
+        elif self._voice_active:
+            self._backchannels.discard(self._utterance)
+            self.interrupt("barge-in")
+        else:  # the voice stopped before it lasted barge_in_min_ms
+            self._backchannel(self._utterance)
 
     def interrupt(self, reason: str) -> None:
         """Stop the current reply and cancel its turn (barge-in, or a cut question)."""

@@ -356,3 +356,35 @@ def test_live_push_to_talk_takes_only_what_is_said_with_the_key_down(
     (session_dir,) = (heron_env / "heron-data" / "sessions").iterdir()
     log = list(read_session_log(session_dir / "log.jsonl"))
     assert [r["reason"] for r in log if r["kind"] == "ignored"] == ["outside push-to-talk"]
+
+
+def test_live_a_short_backchannel_does_not_interrupt(
+    virtual_audio: VirtualAudio, camera: MJPEGServer, heron_env: Path, tmp_path: Path
+) -> None:
+    backchannel = tmp_path / "yes.wav"
+    subprocess.run(["espeak-ng", "-w", str(backchannel), "Yes."], check=True)
+    reply = (
+        "The kitchen has a white table with three green bottles on it. "
+        "Behind the table there is a window with blue curtains."
+    )
+    with ScriptedVLM([Step(text=reply)], default=Step(text="Something else.")) as vlm:
+        options = ["--camera", camera.url, "--base-url", vlm.base_url, "--model", "scripted"]
+        options += ["--duration", "150", "--max-turns", "1"]
+        live = Running(live_command(virtual_audio, *options), {"HERON_VLM_MAX_RETRIES": "0"})
+        try:
+            live.ask(virtual_audio)
+            live.wait_for(r"^you: ", timeout=60)
+            time.sleep(2.5)
+            virtual_audio.play(backchannel).wait(timeout=30)
+            said = live.wait_for(r"^heron", timeout=60)
+        finally:
+            code = live.finish()
+    assert code == 0
+    assert said.startswith("heron: The kitchen"), said  # not "heron (interrupted)"
+    (session_dir,) = (heron_env / "heron-data" / "sessions").iterdir()
+    log = list(read_session_log(session_dir / "log.jsonl"))
+    kinds = [r["kind"] for r in log]
+    assert "barge_in" not in kinds and "interrupted" not in kinds
+    (speech,) = [r for r in log if r["kind"] == "speech"]
+    assert speech["interrupted"] is False
+    assert kinds.count("utterance") == 1
