@@ -186,7 +186,7 @@ class EchoConfig(_Component):
     keep_user_voice: bool = Field(
         True,
         description="webrtc: while the user talks over heron, pass the linear filter's output "
-        "(WebRTC's suppressor garbles an overlapping voice)",
+        "(faster barge-in: WebRTC's suppressor hides an overlapping voice's start)",
     )
 
 

@@ -85,12 +85,16 @@ class Announcer:
         self.on_spoken = on_spoken
         self.history: list[Spoken] = []
         self._queue: queue.Queue[tuple[Output, float] | None] = queue.Queue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="heron-announce", daemon=True)
         self._thread.start()
 
     def say(self, output: Output) -> None:
-        if isinstance(output, Tone) and self._queue.qsize() > 1:
-            return
+        with self._pending_lock:
+            if isinstance(output, Tone) and self._pending > 1:
+                return
+            self._pending += 1
         self._queue.put((output, time.monotonic()))
 
     def set_synthesizer(self, synthesizer: Synthesizer) -> None:
@@ -99,13 +103,20 @@ class Announcer:
     def interrupt(self) -> None:
         try:
             while True:
-                self._queue.get_nowait()
+                if self._queue.get_nowait() is not None:
+                    self._done()
         except queue.Empty:
             pass
         self.speaker.stop()
 
+    def _done(self) -> None:
+        with self._pending_lock:
+            self._pending -= 1
+
     def idle(self) -> bool:
-        return self._queue.unfinished_tasks == 0
+        """True when nothing is playing or waiting to."""
+        with self._pending_lock:
+            return self._pending == 0
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -139,8 +150,7 @@ class Announcer:
             except Exception:  # one failed output must not silence the describer
                 log.exception("could not play %r", output)
             finally:
-                self._queue.task_done()
-        self._queue.task_done()
+                self._done()
 
 
 def build_channels(

@@ -119,6 +119,7 @@ def _listening(
         say(f"voice commands off: {exc}")
         yield
         return
+    say("listening for spoken commands")
     try:
         yield
     finally:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from .config import KeyframeConfig
+from .errors import HeronError
 from .keyframes import AnalysedFrame, FrameAnalysis, is_blurred, same_scene
 
 if TYPE_CHECKING:
@@ -240,7 +241,11 @@ class ShortTextChannel:
         ):
             return []
         self._last, self._t_read = analysis, now
-        reading = self.reader.read(item.frame.image, min_confidence=self.min_confidence)
+        try:
+            reading = self.reader.read(item.frame.image, min_confidence=self.min_confidence)
+        except HeronError as exc:  # a frame too small to read, or the OCR engine failed
+            log.debug("short text: %s", exc)
+            return []
         sure = [line for line in reading.lines if readable(line.text)]
         out: list[Output] = []
         fresh = set(self.seen.update([line.text for line in sure], now))

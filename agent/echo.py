@@ -11,9 +11,12 @@ from what the timestamps say by output and input buffering, tens to hundreds of
 ms, and jumps whenever the output underflows, so a GCC-PHAT estimator measures it
 from the signals every 100 ms while heron speaks and the reference is fed to the
 canceller at the measured delay. The canceller (WebRTC's AEC3 from the ``livekit``
-wheel, or the built-in NLMS filter) removes what remains; with AEC3, the NLMS
-output is passed instead while the user talks over heron, because AEC3's
-suppressor garbles an overlapping voice (``keep_user_voice``).
+wheel, or the built-in NLMS filter) removes what remains. AEC3's suppressor also
+hides the first 100-700 ms of a user's voice that overlaps heron's, and garbles
+it (often the VAD never finds it), so ``keep_user_voice`` (on by default) passes
+the NLMS output instead while such double talk is detected: barge-in is then
+found within about 150 ms, at the price of an occasional leak of heron's voice
+when the output device glitches (see bench/echo.py).
 
 The reference may come as whole replies or as the blocks a device callback plays
 (each with the time it reaches the output): blocks that continue one another
@@ -71,6 +74,7 @@ _SILENT = 1e-6  # mean square below which a frame carries no reference or echo
 _ANCHOR_TOLERANCE_S = 0.02  # timestamp jumps beyond this re-anchor the microphone clock
 _KEEP_S = 3.0  # reference audio kept behind the microphone for the estimator
 _BIG_JUMP = SAMPLE_RATE * 3 // 100  # 30 ms: more than an underflow or a new sentence moves it
+_SETTLE = SAMPLE_RATE // 2  # after an echo path change the threshold stays raised this long
 _EARLY = SAMPLE_RATE // 5  # the echo may also come up to 200 ms before its timestamp
 
 
@@ -123,6 +127,8 @@ class _Timeline:
         self._rate = 0
         self._resampler: soxr.ResampleStream | None = None
         self._input_end: float | None = None
+        self.last_break: int | None = None
+        """Where the reference last started anew (a reply, or a jump in the output)."""
 
     def add(self, position: int, samples: np.ndarray, sample_rate: int) -> None:
         # Where the previous block's input ended (its output may be held back in the
@@ -141,6 +147,7 @@ class _Timeline:
                     sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="QQ"
                 )
             self.spans.append([position, position])
+            self.last_break = position
         data = samples if self._resampler is None else self._resampler.resample_chunk(samples)
         # A minute of buffer: longer single pieces keep their first part.
         data = data[: self._size - 10 * SAMPLE_RATE]
@@ -199,6 +206,7 @@ class EchoCanceller:
         self._delay: int | None = None  # measured echo delay, samples
         self._feed_delay = -self.backend.margin  # reference read this far behind the mic
         self._candidate: int | None = None
+        self._moved_at: int | None = None  # where the feed last moved to a new delay
         self._frames = 0
         self._busy_s = 0.0
         self._power_in = self._power_out = 0.0
@@ -324,6 +332,7 @@ class EchoCanceller:
         # sentence, an underflow) is then undone here instead of re-learnt by the filter.
         behind_feed = found.delay - self._feed_delay
         if abs(behind_feed - self.backend.margin) > FRAME // 10:
+            self._moved_at = end
             wanted = found.delay - self.backend.margin
             self.backend.realign(wanted - self._feed_delay)
             self._feed_delay = wanted
@@ -368,13 +377,28 @@ class EchoCanceller:
     def suggested_vad_threshold(self, base: float) -> float:
         """The VAD speech threshold to use now, given the configured ``base``.
 
-        ``base`` when nothing is playing or the echo is being cancelled; while heron's
-        voice is in the microphone and cancellation has not (yet) got hold of it,
-        ``raised_vad_threshold``: a user talking over heron still passes it.
+        ``base`` when nothing is playing or the echo is being cancelled. While heron's
+        voice is in the microphone and cancellation has not (yet) got hold of it
+        (ERLE below ``converged_erle_db``, or the first 500 ms after a reply starts
+        or the echo path jumps), ``raised_vad_threshold``: a user talking over heron
+        still passes it.
         """
-        if not self.echo_active() or self.converged():
+        if not self.echo_active() or (self.converged() and not self._unsettled()):
             return base
         return max(base, self.config.raised_vad_threshold)
+
+    def _unsettled(self) -> bool:
+        """The echo path just changed: a new reply or an output jump, a moved feed.
+
+        The filters take a few hundred ms to catch up; ERLE, smoothed over half a
+        second, would only show it afterwards.
+        """
+        with self._lock:
+            self._drain()
+            now = self._next if self._next is not None else self._position(time.monotonic())
+            changes = (self._timeline.last_break, self._moved_at)
+            delay = max(self._delay or 0, 0)
+            return any(c is not None and 0 <= now - c - delay < _SETTLE for c in changes)
 
     def stats(self) -> EchoStats:
         with self._lock:

@@ -206,6 +206,10 @@ def build_graph(
         if c.get_keyframe is not None:
             keyframe = await c.get_keyframe(c.t_question)
             frame, unchanged = keyframe.frame, keyframe.unchanged
+            if frame is None:
+                # never an older frame than the question: the model gets none this turn
+                waited = round(keyframe.waited_s * 1000, 1)
+                c.log.write("frame", turn=state.get("turn"), ref=None, waited_ms=waited)
         else:
             frame = await c.get_frame()
         c.current_frame = frame  # tools always read the freshest view

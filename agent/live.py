@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from heron.tools.screen_replay import ScreenReplayWatch
+
 from .audio_source import AudioSource, MicrophoneSource
 from .camera import VideoSource
 from .config import Settings
@@ -30,6 +32,7 @@ from .conversation import Conversation
 from .echo import EchoCanceller
 from .errors import CameraError, HeronError
 from .events import AudioChunk, Utterance, VideoFrame
+from .keyframes import CameraKeyframes
 from .listener import Listener, Partial
 from .live_events import EventCallback, LiveControls, LiveEvent, Notice, StateChanged
 from .playback import Speaker, SpeakerSink
@@ -95,14 +98,19 @@ async def run_live(
     say: Callable[[str], None] = print,
     on_event: EventCallback | None = None,
     controls: LiveControls | None = None,
+    camera: VideoSource | None = None,
 ) -> int:
     """Run until Ctrl-C, ``controls.stop()``, or the duration / turn limit; returns an exit code.
 
     ``on_event`` gets :mod:`live events <heron.agent.live_events>` on the loop thread;
     ``controls`` lets a window or terminal press the talk key and stop the session.
+    ``camera``: an already started source to share (a window showing the same
+    webcam); it is left running. Otherwise ``settings.camera`` is opened here.
     """
     async with contextlib.AsyncExitStack() as stack:
-        return await _run(settings, options, say, on_event, controls or LiveControls(), stack)
+        return await _run(
+            settings, options, say, on_event, controls or LiveControls(), camera, stack
+        )
     raise AssertionError("unreachable")  # for type checkers: the stack does not swallow
 
 
@@ -112,6 +120,7 @@ async def _run(
     say: Callable[[str], None],
     on_event: EventCallback | None,
     controls: LiveControls,
+    shared_camera: VideoSource | None,
     stack: contextlib.AsyncExitStack,
 ) -> int:
     if options.resume and not session_exists(settings, options.resume):
@@ -152,8 +161,8 @@ async def _run(
     watcher = asyncio.ensure_future(watch_controls())
     stack.callback(watcher.cancel)
 
-    camera: VideoSource | None = None
-    if settings.camera.source is not None:
+    camera: VideoSource | None = shared_camera
+    if camera is None and settings.camera.source is not None:
         camera = VideoSource(
             settings.camera, on_status=lambda status, message: notice(f"camera: {message}")
         )
@@ -163,6 +172,14 @@ async def _run(
         except CameraError as exc:
             notice(f"camera: {exc}; going on without a camera")
             camera = None
+    keyframes: CameraKeyframes | None = None
+    screen_watch: ScreenReplayWatch | None = None
+    if camera is not None:
+        # every frame analysed on its own thread: questions get the sharpest frame
+        # captured after they began, and an unchanged scene is not sent again
+        keyframes = CameraKeyframes(camera, settings.keyframes).start()
+        stack.callback(keyframes.stop)
+        screen_watch = ScreenReplayWatch()
 
     transcriber = Transcriber(settings.stt)
     synthesizer = Synthesizer(settings.tts)
@@ -175,7 +192,7 @@ async def _run(
     echo = EchoCanceller(settings.echo)
     say("loading speech models…")
     silence = np.zeros(ESPEAK_SAMPLE_RATE // 5, np.float32)
-    tools = default_tools()
+    tools = default_tools(settings)
     await asyncio.gather(
         asyncio.to_thread(transcriber.warmup),
         asyncio.to_thread(synthesizer.synthesize, "ready"),
@@ -191,7 +208,13 @@ async def _run(
             frame = await asyncio.to_thread(camera.wait_for_frame, None, 1.0)
         return frame
 
-    session = Session(settings, session_id=options.resume, get_frame=get_frame, tools=tools)
+    session = Session(
+        settings,
+        session_id=options.resume,
+        get_frame=get_frame,
+        tools=tools,
+        get_keyframe=keyframes.get if keyframes is not None else None,
+    )
     await session.open()
 
     async def close_session() -> None:
@@ -261,6 +284,11 @@ async def _run(
         "status", ready=True, camera=camera is not None, mode=policy.mode, echo=echo.backend.name
     )
     emit(StateChanged("listening"))
+    if camera is not None and screen_watch is not None:
+        watcher_task = asyncio.ensure_future(
+            _watch_for_screens(camera, screen_watch, session, notice)
+        )
+        stack.callback(watcher_task.cancel)
 
     deadline = None if options.duration_s is None else loop.time() + options.duration_s
     try:
@@ -281,6 +309,34 @@ async def _run(
         emit(StateChanged("stopped"))
         session.log.write("echo", **dataclasses.asdict(echo.stats()))
     return 0
+
+
+SCREEN_CHECK_EVERY_S = 2.0
+
+
+async def _watch_for_screens(
+    camera: VideoSource,
+    watch: ScreenReplayWatch,
+    session: Session,
+    notice: Callable[[str], None],
+) -> None:
+    """Warn when the camera seems to be looking at a screen (a replayed picture)."""
+    while True:
+        await asyncio.sleep(SCREEN_CHECK_EVERY_S)
+        frame = camera.latest()
+        if frame is None:
+            continue
+        warning = await asyncio.to_thread(watch.update, frame.image)
+        if warning:
+            result = watch.last
+            session.log.write(
+                "guard",
+                guard="screen_replay",
+                action="warn",
+                reason=warning,
+                score=round(result.score, 3) if result is not None else None,
+            )
+            notice(warning)
 
 
 async def _wait_task(task: asyncio.Future[Any]) -> None:

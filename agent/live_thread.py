@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from .camera import VideoSource
 from .config import Settings
 from .errors import HeronError
 from .live_events import LiveControls, LiveEvent
@@ -62,8 +63,11 @@ class LiveThread:
         max_turns: int | None = None,
         resume: str | None = None,
         controls: LiveControls | None = None,
+        camera: VideoSource | None = None,
     ) -> None:
         self.settings = settings
+        self.camera = camera
+        """A started camera the window shares with the session (a webcam opens once)."""
         self.options: dict[str, Any] = {
             "duration_s": duration_s,
             "max_turns": max_turns,
@@ -127,6 +131,7 @@ class LiveThread:
                 say=lambda line: self.reports.put(Said(line)),
                 on_event=self.reports.put,
                 controls=self.controls,
+                camera=self.camera,
             )
         except asyncio.CancelledError:
             if self._stopping:

@@ -22,6 +22,7 @@ import numpy as np
 from .config import Settings
 from .errors import HeronError
 from .events import SpeechOut, Utterance, VideoFrame
+from .keyframes import AnalysedFrame, FrameRing, Keyframe, KeyframeSelector, analyse
 from .playback import PlaybackResult, Speaker, WavFileSink
 from .scenario import Scenario, ScriptedFrames
 from .session import Session, TurnResult, new_session_id
@@ -112,6 +113,18 @@ async def run_scenario(
         now = time.monotonic()
         return VideoFrame(image, now, time.time(), frame_index["n"], f"scenario:{scenario.name}")
 
+    ring = FrameRing(settings.keyframes)
+    selector = KeyframeSelector(ring, settings.keyframes)
+
+    async def get_keyframe(t_question: float | None) -> Keyframe:
+        # the scripted view of this moment goes through the same selection as a
+        # camera's: an unchanged view is not sent to the model again
+        frame = await get_frame()
+        if frame is None:
+            return Keyframe(None, None, False, 0.0)
+        ring.add(AnalysedFrame(frame, analyse(frame.image)))
+        return selector.select(t_question)
+
     turn_sinks: list[WavFileSink] = []  # the current turn's own file, while it runs
 
     async def speak(text: str) -> SpeechOut | None:
@@ -130,7 +143,7 @@ async def run_scenario(
                 on_line(text)
 
         async with Session(
-            settings, session_id=session_id, get_frame=get_frame, speak=speak
+            settings, session_id=session_id, get_keyframe=get_keyframe, speak=speak
         ) as session:
             report = RunReport(
                 session.id, session.dir, out_dir, transcript_path, out_dir / "replies.wav"

@@ -263,9 +263,7 @@ class Session:
                     said = heard.said
                 trace.mark("barge_in")
                 await asyncio.shield(self._record_interruption(self._turns, text, said))
-                self.log.write(
-                    "turn.timing", turn=self._turns, interrupted=True, **trace.summary()
-                )
+                self.log.write("turn.timing", turn=self._turns, interrupted=True, **trace.summary())
                 raise
             except Exception as exc:
                 self.log.write("error", turn=self._turns, where="turn", error=repr(exc))

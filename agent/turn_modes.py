@@ -14,9 +14,13 @@ turns into :meth:`TurnPolicy.press` / :meth:`TurnPolicy.release`.
   the reply does not wait for the silence timeout.
 - ``wake_phrase``: only utterances that start with the wake phrase ("Heron, read
   this"), which is stripped from the turn's text. Whisper writes names loosely
-  ("Hey Heron,", "Heron.", "Herron", "Her on"), so the match skips a leading
-  greeting, ignores punctuation and case, and is fuzzy. The wake phrase alone
-  ("Heron?") opens a window: the next utterance within ``wake_window_s`` is a turn.
+  ("Hey Heron,", "Heron.", "Herron", "Harin", "Her on"), so the match skips a
+  leading greeting, ignores punctuation and case, and takes words close in spelling
+  or in sound (Metaphone). The wake phrase alone ("Heron?") opens a window: the next
+  utterance within ``wake_window_s`` is a turn. Whisper tiny.en also hears unusual
+  names as common words ("Heaven, read this"); :attr:`TurnPolicy.stt_hint` is what
+  to prime it with (faster-whisper's ``hotwords``), which bench/wake_phrase.py
+  measures.
 
 Typed text (``Utterance.source == "text"``) is always a turn: typing is deliberate.
 """
@@ -32,6 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Literal
+
+import jellyfish
 
 from .config import ListenConfig
 from .errors import ConfigError
@@ -51,7 +57,10 @@ GREETINGS = frozenset({"hey", "hi", "hello", "ok", "okay", "oh", "yo", "so", "um
 MAX_GREETINGS = 2
 
 MIN_SIMILARITY = 0.8
-"""Of a heard word to the wake phrase (difflib ratio): "herron" 0.91, "hero" 0.89, "her" 0.75."""
+"""Of a heard word to the wake word (difflib ratio): "herron" 0.91, "hero" 0.89, "her" 0.75."""
+
+MIN_SOUND_SIMILARITY = 0.5
+"""Enough for a word that also sounds the same (equal Metaphone codes): "harin", "harren"."""
 
 MIN_SPLIT_SIMILARITY = 0.95
 """For the wake phrase heard as two words ("her on"): all but exact, or "here on" would wake."""
@@ -83,6 +92,23 @@ def _normalize(word: str) -> str:
 
 def _similarity(a: str, b: str) -> float:
     return SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def sounds_like(heard: str, wake: str) -> bool:
+    """Whether a heard word is the wake word as Whisper may write it.
+
+    Close in spelling ("herron", "hero"), or sounding the same by Metaphone and not far
+    in spelling ("harin", "harren"); never much longer ("heronly" is another word).
+    """
+    if abs(len(heard) - len(wake)) > max(1, len(wake) // 4):
+        return False
+    similarity = _similarity(heard, wake)
+    if similarity >= MIN_SIMILARITY:
+        return True
+    code = jellyfish.metaphone(heard)
+    return (
+        similarity >= MIN_SOUND_SIMILARITY and len(code) >= 2 and code == jellyfish.metaphone(wake)
+    )
 
 
 def wake_phrase_words(phrase: str) -> list[list[str]]:
@@ -118,7 +144,7 @@ def match_wake_phrase(text: str, wake: list[list[str]]) -> int | None:
         for phrase in wake:
             n = len(phrase)
             heard = normalized[skip : skip + n]
-            if len(heard) == n and _similarity(" ".join(heard), " ".join(phrase)) >= MIN_SIMILARITY:
+            if len(heard) == n and all(map(sounds_like, heard, phrase)):
                 return words[skip + n - 1].end()
             split = "".join(normalized[skip : skip + n + 1])
             if (

@@ -1,12 +1,15 @@
 """Echo cancellation: does heron hear itself while it talks, and what does it cost?
 
 heron speaks replies (espeak-ng) through sounddevice into a PulseAudio null sink
-for ``--seconds`` (default 120) while the sink's monitor is its microphone, the way
-``heron live`` runs with barge-in: the microphone stays open while heron speaks.
-Every microphone chunk goes live through the echo canceller (the configured
-default: WebRTC AEC3 with the linear filter in double talk), and through the
-built-in NLMS filter and no cancellation for comparison; Silero VAD with heron's
-utterance segmenter listens to each output.
+for ``--seconds`` (default 120) while the sink's monitor is its microphone, the
+way ``heron live`` runs with barge-in: the microphone stays open while heron
+speaks. (``--sink heron`` plays through heron's own low-latency sink instead of a
+high-latency stream; on a loaded machine it underflows and drops audio.) Every
+microphone chunk goes live through the echo canceller (the default: WebRTC AEC3,
+with the linear filter's output in double talk), AEC3 alone (``keep_user_voice``
+off), the built-in NLMS filter and no cancellation; Silero VAD with
+heron's utterance segmenter listens to each output, its threshold following the
+fallback policy.
 
 Prints the machine, then per backend: utterances found in heron's own voice
 (target 0), the echo return loss enhancement per reply (median, p10, min; ERLE =
@@ -111,6 +114,12 @@ def offline_cost(take: Take, config: EchoConfig, seconds: float = 20.0) -> float
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0, help="how long heron talks")
+    parser.add_argument(
+        "--sink",
+        choices=["steady", "heron"],
+        default="steady",
+        help="play through a high-latency stream (steady) or heron's own low-latency sink",
+    )
     args = parser.parse_args()
 
     devices = ensure_virtual_audio()
@@ -131,7 +140,10 @@ def main() -> int:
         replies.append(reply)
         total += reply.duration + 0.5
     synth.close()
-    print(f"heron speaks {len(replies)} replies, {total:.0f} s, into sink {devices.sink!r}\n")
+    print(
+        f"heron speaks {len(replies)} replies, {total:.0f} s, into sink {devices.sink!r} "
+        f"through the {args.sink} player\n"
+    )
 
     cancellers = {name: EchoCanceller(config) for name, config in BACKENDS.items()}
     take = speak_and_listen(
@@ -141,6 +153,7 @@ def main() -> int:
         segmenter=UtteranceSegmenter(VADConfig()),
         gap_s=0.5,
         segment_all=True,
+        steady=args.sink == "steady",
     )
     seconds = len(take.raw) / SAMPLE_RATE
     rushed = sum(

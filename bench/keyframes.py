@@ -236,14 +236,19 @@ def bench_short_text(trials: int, device: str) -> dict[str, Any]:
         if device == "pulse":
             from heron.agent.config import SpeakerConfig
             from heron.agent.playback import SpeakerSink
+            from tests.support.pulse import ensure_virtual_audio
 
-            sink = SpeakerSink(SpeakerConfig(), keep_alive_s=math.inf)
+            audio = ensure_virtual_audio()  # a null sink (HERON_TEST_SINK names it)
+            if isinstance(audio, str):
+                raise SystemExit(f"--device pulse: {audio}")
+            sink = SpeakerSink(SpeakerConfig(device=audio.device), keep_alive_s=math.inf)
         else:
             sink = WavFileSink(Path(tmp) / "said.wav")
         from heron.agent.keyframes import KeyframeTracker
 
         with camera, Synthesizer(TTSConfig()) as synth:
-            synth.synthesize("ready")
+            warm = synth.synthesize("ready")
+            sink.play(warm.samples[:2000], warm.sample_rate)  # opens the device, as a session does
             announcer = Announcer(synth, sink)
             tracker = KeyframeTracker(camera, config).start()
             describer = SceneDescriber(tracker, build_channels(config, reader=reader), announcer)
@@ -292,7 +297,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--frames", type=int, default=2000, help="frames per analysis run")
     parser.add_argument("--trials", type=int, default=12, help="short-text trials")
-    parser.add_argument("--device", choices=("wav", "pulse"), default="wav")
+    parser.add_argument(
+        "--device",
+        choices=("wav", "pulse"),
+        default="wav",
+        help="speech to a WAV file, or to a PulseAudio null sink (set HERON_TEST_SINK)",
+    )
     args = parser.parse_args()
 
     print(f"machine: {machine()}")

@@ -97,7 +97,9 @@ def bench_ingest(embedders: Embedders, count: int, batch: int) -> None:
     t0, cpu0 = time.perf_counter(), time.process_time()
     stored = 0
     for start in range(0, count, batch):
-        stored += sum(r.stored for r in store.remember_frames(frames[start : start + batch]))
+        batch_frames = frames[start : start + batch]
+        stored += sum(r.stored for r in store.remember_frames(batch_frames, wait=False))
+    store.flush()
     total = time.perf_counter() - t0
     # CPU seconds of every thread (Chroma's included), for a figure a busy machine does not skew
     cpu = time.process_time() - cpu0
@@ -133,7 +135,7 @@ def build_store(folder: Path, embedders: Embedders, items: int) -> MemoryStore:
             FrameInput(room(rng, 60, 80), t=1e9 + start + k, session=f"s{(start + k) // 5000}")
             for k in range(n)
         ]
-        store.remember_frames(frames, dedupe=False)
+        store.remember_frames(frames, dedupe=False, wait=False)
         notes = [
             TextInput(
                 " ".join(rng.choice(WORDS, 6)),
@@ -146,6 +148,7 @@ def build_store(folder: Path, embedders: Embedders, items: int) -> MemoryStore:
         store.remember_texts(notes)
         if start % 20000 == 0:
             print(f"  building: {start + n}/{items} ({time.perf_counter() - t0:.0f} s)")
+    store.flush()
     marker.write_text("ok")
     print(f"recall store: built {items} pictures in {time.perf_counter() - t0:.0f} s")
     return store
@@ -232,7 +235,7 @@ def bench_turn_overhead(turns: int = 40) -> None:
                 result = await session.turn(f"where is my {WORDS[k % len(WORDS)]}?")
                 for name in marks:
                     marks[name].append(float(result.timing[name]))
-                await asyncio.sleep(0.05)  # a pause between turns, as in a conversation
+                await asyncio.sleep(0.25)  # a pause between turns (people take longer)
         return {name: statistics.median(v) for name, v in marks.items()}
 
     with tempfile.TemporaryDirectory() as tmp:

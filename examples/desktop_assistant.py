@@ -39,7 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from heron.agent.camera import VideoSource, describe_source
+from heron.agent.camera import VideoSource
 from heron.agent.config import Settings, load_settings
 from heron.agent.errors import CameraError, HeronError
 from heron.agent.live_events import (
@@ -184,9 +184,12 @@ class App:
             talk_key=settings.listen.push_to_talk_key if push else None,
             assistant_name=settings.assistant_name,
         )
-        self.live = LiveThread(settings, duration_s=args.duration, max_turns=args.max_turns)
-        self.terminal = Terminal(settings.assistant_name)
+        # one camera for the window and for heron: a webcam can be opened only once
         self.camera = self._open_camera()
+        self.live = LiveThread(
+            settings, duration_s=args.duration, max_turns=args.max_turns, camera=self.camera
+        )
+        self.terminal = Terminal(settings.assistant_name)
         self.code: int | None = None
         self.started = time.monotonic()
         self.shot_taken = False
@@ -196,11 +199,6 @@ class App:
     def _open_camera(self) -> VideoSource | None:
         source = self.settings.camera.source
         if source is None:
-            return None
-        if describe_source(source) == "device":
-            # a camera device opens once: the session has it, for heron to see with
-            print(f"window: camera {source} is heron's; the window shows no picture", flush=True)
-            self.view = dataclasses.replace(self.view, no_picture=f"camera {source} is in use")
             return None
         try:
             return VideoSource(self.settings.camera).start()

@@ -1,12 +1,13 @@
-"""Local bookkeeping of the memory: an embedding cache and the files already indexed.
+"""Local bookkeeping of the memory: an embedding cache, the kept pictures, indexed files.
 
-Both live in one SQLite file next to the thumbnails (``<memory>/local.sqlite``),
-also when the vectors themselves are on a Chroma server, because they describe
-this machine: which frames it has embedded, which files of a folder it has read.
+All live in one SQLite file in the memory folder (``<memory>/local.sqlite``), also
+when the vectors themselves are on a Chroma server, because they describe this
+machine: which frames it has embedded and kept, which files of a folder it has read.
 
 - :class:`EmbeddingCache` maps (embedder, content hash) to the vector, with a small
   in-memory layer in front, so the same frame is never embedded twice, not even
   after a restart or when a folder is indexed again.
+- :class:`Thumbnails` keeps the pictures (JPEG) by memory id.
 - :class:`IndexedFiles` maps a path with its size and modification time to the
   memory it became, so an interrupted ``heron memory index`` resumes where it stopped.
 """
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS vectors (
     embedder TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (embedder, hash)
 );
+CREATE TABLE IF NOT EXISTS thumbs (id TEXT PRIMARY KEY, jpeg BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, item_id TEXT
 );
@@ -166,6 +168,65 @@ class EmbeddingCache:
         self.db.run(
             lambda c: c.executemany("DELETE FROM vectors WHERE hash=?", [(h,) for h in wanted])
         )
+
+
+class Thumbnails:
+    """The kept pictures, as JPEG bytes by memory id.
+
+    One SQLite write per batch instead of one file per picture: creating a file
+    costs more than encoding the JPEG. A picture is written out as a file in
+    ``folder`` when it is recalled, so that it can be opened.
+    """
+
+    def __init__(self, db: LocalDB, folder: Path) -> None:
+        self.db = db
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        rows = list(items)
+        self.db.run(lambda c: c.executemany("INSERT OR REPLACE INTO thumbs VALUES (?, ?)", rows))
+
+    def get(self, id_: str) -> bytes | None:
+        row = self.db.run(
+            lambda c: c.execute("SELECT jpeg FROM thumbs WHERE id=?", (id_,)).fetchone()
+        )
+        return bytes(row[0]) if row else None
+
+    def path(self, id_: str) -> Path | None:
+        """A file holding the picture of memory ``id_`` (written now if needed), or None."""
+        path = self.folder / f"{id_}.jpg"
+        if path.is_file():
+            return path
+        data = self.get(id_)
+        if data is None:
+            return None
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return path
+
+    def forget(self, ids: Iterable[str] | None = None) -> None:
+        if ids is None:
+            self.db.run(lambda c: c.execute("DELETE FROM thumbs"))
+            for path in self.folder.glob("*.jpg"):
+                path.unlink(missing_ok=True)
+            return
+        wanted = list(ids)
+        self.db.run(
+            lambda c: c.executemany("DELETE FROM thumbs WHERE id=?", [(i,) for i in wanted])
+        )
+        for id_ in wanted:
+            (self.folder / f"{id_}.jpg").unlink(missing_ok=True)
+
+    def totals(self) -> tuple[int, int]:
+        """How many pictures are kept, and their bytes."""
+        row = self.db.run(
+            lambda c: c.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(jpeg)), 0) FROM thumbs"
+            ).fetchone()
+        )
+        return int(row[0]), int(row[1])
 
 
 class IndexedFiles:

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from .cache import content_hash
-from .records import FrameInput
+from .records import FrameInput, Remembered
 from .store import MemoryStore
 
 log = logging.getLogger(__name__)
@@ -103,13 +103,21 @@ def index_folder(
         if len(pending) >= batch:
             report.added += _flush(store, pending)
     report.added += _flush(store, pending)
+    store.flush()
     return report
 
 
 def _flush(store: MemoryStore, pending: list[tuple[Path, FrameInput]]) -> int:
     if not pending:
         return 0
-    kept = store.remember_frames([frame for _, frame in pending], dedupe=False)
-    store.files.mark([(path, k.id) for (path, _), k in zip(pending, kept, strict=True)])
+    paths = [path for path, _ in pending]
+
+    def mark(kept: list[Remembered]) -> None:  # only once Chroma holds them
+        store.files.mark([(p, k.id) for p, k in zip(paths, kept, strict=True)])
+
+    # written while the next batch is read and embedded
+    kept = store.remember_frames(
+        [frame for _, frame in pending], dedupe=False, wait=False, on_stored=mark
+    )
     pending.clear()
     return sum(k.stored for k in kept)

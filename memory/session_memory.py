@@ -218,12 +218,14 @@ class SessionMemory:
     def _store_turn(
         self, turn: int | None, user_text: str, reply: str, frame: VideoFrame | None
     ) -> None:
-        store = self._store()
-        if store is None or not (user_text.strip() or reply.strip()):
-            return
+        self._store()  # reports the store's state once
+        if self.memory.error is not None or not (user_text.strip() or reply.strip()):
+            return  # a store that failed to open is reported once, not at every turn
         image = frame.image if frame is not None else None
 
         def work() -> None:
+            # waits for the store if it is still opening (a turn right after the start)
+            store = self.memory.get()
             frame_id = None
             if image is not None:
                 (kept,) = store.remember_frames([FrameInput(image, session=self.session_id)])

@@ -1,4 +1,4 @@
-"""The memory store: Chroma collections of heron's own embeddings, thumbnails on disk.
+"""The memory store: Chroma collections of heron's own embeddings, and the kept pictures.
 
 Chroma runs embedded (``PersistentClient`` on a folder) or as a server
 (``HttpClient``), which is how several sessions or machines share one memory.
@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -31,7 +30,7 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
-from .cache import EmbeddingCache, IndexedFiles, LocalDB, content_hash
+from .cache import EmbeddingCache, IndexedFiles, LocalDB, Thumbnails, content_hash
 from .embedders import ImageEmbedder, TextEmbedder
 from .records import FrameInput, Memory, MemoryStoreError, Remembered, TextInput, iso_time
 from .timefilter import TimeRange
@@ -54,9 +53,11 @@ def _chroma_error(exc: Exception, where: str) -> MemoryStoreError:
     return MemoryStoreError(f"memory store: {where} failed: {type(exc).__name__}: {exc}")
 
 
-def _write_jpeg(path: Path, image: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 85]):
-        raise MemoryStoreError(f"cannot write the thumbnail {path}")
+def _jpeg(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        raise MemoryStoreError(f"cannot encode a thumbnail of shape {image.shape}")
+    return data.tobytes()
 
 
 def connect(folder: Path, server_url: str | None) -> Any:
@@ -113,10 +114,15 @@ class MemoryStore:
         self.db = LocalDB(self.folder / "local.sqlite")
         self.cache = EmbeddingCache(self.db)
         self.files = IndexedFiles(self.db)
+        self.pictures = Thumbnails(self.db, self.thumbs)
         self.embed_seconds = 0.0
         """Time spent inside the embedders (model time), for benchmarks."""
         self._lock = threading.Lock()
         self._io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="heron-thumbs")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heron-memory")
+        self._inflight: Future[None] | None = None
+        self._pending: tuple[list[str], np.ndarray] | None = None
+        """Ids and vectors of the frames being written (near-duplicates are checked there too)."""
         self.frames = self._collection(
             "frames", image_embedder.name, image_embedder.space, image_embedder.dim
         )
@@ -149,6 +155,7 @@ class MemoryStore:
 
     def all_collections(self) -> list[Any]:
         """Every heron collection in the store, of any embedder."""
+        self.flush()
         try:
             listed = self.client.list_collections()
             names = [c if isinstance(c, str) else c.name for c in listed]
@@ -190,13 +197,23 @@ class MemoryStore:
             self.embed_seconds += time.perf_counter() - t0
 
     def remember_frames(
-        self, frames: Sequence[FrameInput], *, dedupe: bool = True
+        self,
+        frames: Sequence[FrameInput],
+        *,
+        dedupe: bool = True,
+        wait: bool = True,
+        on_stored: Callable[[list[Remembered]], None] | None = None,
     ) -> list[Remembered]:
         """Store pictures (thumbnail, vector, text, labels, time); near-duplicates once.
 
         With ``dedupe`` a frame as similar as the embedder's ``duplicate`` threshold
         to one already stored (or earlier in the batch) is not stored again: the
         stored one's ``t_last`` moves to the new time instead.
+
+        With ``wait=False`` the batch is written to Chroma on a writer thread while
+        the caller prepares the next one (Chroma spends much of a write waiting on
+        the disk): the next call waits for that write, every search waits for it,
+        and :meth:`flush` waits on purpose. ``on_stored`` runs once it is written.
         """
         if not frames:
             return []
@@ -218,52 +235,75 @@ class MemoryStore:
                 if duplicate_of[i] is None and first_of.setdefault(id_, i) != i:
                     duplicate_of[i] = id_
             keep = [i for i, d in enumerate(duplicate_of) if d is None]
-            metadatas = []
-            writes = []
-            for i in keep:
-                f = frames[i]
-                name = f"{ids[i]}.jpg"
-                # JPEG encoding releases the GIL: thumbnails are written while Chroma stores
-                writes.append(self._io.submit(_write_jpeg, self.thumbs / name, thumbs[i]))
-                meta: dict[str, Any] = {
-                    "kind": f.kind,
-                    "t": float(f.t),
-                    "t_last": float(f.t),
-                    "session": f.session,
-                    "thumb": name,
-                    "hash": hashes[i],
-                    "source": f.source,
-                }
-                if f.labels:
-                    meta["labels"] = ",".join(f.labels)
-                if f.text:
-                    meta["text"] = f.text[:2000]
-                metadatas.append(meta)
-            if keep:
-                try:
-                    self.frames.upsert(
-                        ids=[ids[i] for i in keep],
-                        embeddings=vectors[keep],
-                        metadatas=metadatas,
+            metadatas = [self._frame_metadata(frames[i], ids[i], hashes[i]) for i in keep]
+            worded = self._prepare_texts(
+                [
+                    TextInput(
+                        text=" ".join([frames[i].text, *frames[i].labels]).strip(),
+                        kind="frame_text",
+                        t=frames[i].t,
+                        session=frames[i].session,
+                        frame_id=ids[i],
+                        id=f"text-{ids[i]}",
                     )
+                    for i in keep
+                    if frames[i].text or frames[i].labels
+                ]
+            )
+            results = [Remembered(ids[i], d is None, d) for i, d in enumerate(duplicate_of)]
+            kept_ids, kept_vectors = [ids[i] for i in keep], vectors[keep]
+            kept_thumbs = [thumbs[i] for i in keep]
+
+            def write() -> None:
+                # JPEG encoding releases the GIL: thumbnails are encoded while Chroma stores
+                jpegs = [self._io.submit(_jpeg, t) for t in kept_thumbs]
+                try:
+                    if kept_ids:
+                        # ids are content hashes: an id already stored is the same picture,
+                        # which add (cheaper than upsert) leaves as it is
+                        store = self.frames.add if dedupe else self.frames.upsert
+                        store(ids=kept_ids, embeddings=kept_vectors, metadatas=metadatas)
+                    self._upsert_texts(*worded)
                 except Exception as exc:
                     raise _chroma_error(exc, "storing frames") from None
-            for write in writes:
-                write.result()
-        worded = [
-            TextInput(
-                text=" ".join([frames[i].text, *frames[i].labels]).strip(),
-                kind="frame_text",
-                t=frames[i].t,
-                session=frames[i].session,
-                frame_id=ids[i],
-                id=f"text-{ids[i]}",
-            )
-            for i in keep
-            if frames[i].text or frames[i].labels
-        ]
-        self.remember_texts(worded)
-        return [Remembered(ids[i], d is None, d) for i, d in enumerate(duplicate_of)]
+                self.pictures.put_many(
+                    [(i, j.result()) for i, j in zip(kept_ids, jpegs, strict=True)]
+                )
+                if on_stored is not None:
+                    on_stored(results)
+
+            self.flush()
+            self._pending = (kept_ids, kept_vectors)
+            self._inflight = self._writer.submit(write)
+        if wait:
+            self.flush()
+        return results
+
+    def flush(self) -> None:
+        """Wait for the frames being written; raise MemoryStoreError if that failed."""
+        inflight = self._inflight
+        if inflight is None:
+            return
+        try:
+            inflight.result()
+        finally:
+            if self._inflight is inflight:
+                self._inflight, self._pending = None, None
+
+    def _frame_metadata(self, f: FrameInput, id_: str, digest: str) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "kind": f.kind,
+            "t": float(f.t),
+            "t_last": float(f.t),
+            "session": f.session,
+            "hash": digest,
+            "source": f.source,
+        }
+        if f.labels:
+            meta["labels"] = ",".join(f.labels)
+        if f.text:
+            meta["text"] = f.text[:2000]
+        return meta
 
     def _find_duplicates(
         self,
@@ -287,6 +327,13 @@ class MemoryStore:
                 seen_again[kept] = meta
         if seen_again:  # one call: each call to Chroma costs milliseconds on its own
             self.frames.update(ids=list(seen_again), metadatas=list(seen_again.values()))
+        pending = self._pending
+        if pending is not None and len(pending[0]):  # the batch still being written
+            against = vectors @ pending[1].T
+            for i in range(n):
+                j = int(np.argmax(against[i]))
+                if duplicate_of[i] is None and against[i, j] >= limit:
+                    duplicate_of[i] = pending[0][j]
         sims = vectors @ vectors.T
         for i in range(n):
             if duplicate_of[i] is not None:
@@ -298,9 +345,19 @@ class MemoryStore:
 
     def remember_texts(self, items: Sequence[TextInput]) -> list[str]:
         """Store notes, turns or the text of pictures; returns their ids."""
+        prepared = self._prepare_texts(items)
+        try:
+            self._upsert_texts(*prepared)
+        except Exception as exc:
+            raise _chroma_error(exc, "storing texts") from None
+        return prepared[0]
+
+    def _prepare_texts(
+        self, items: Sequence[TextInput]
+    ) -> tuple[list[str], np.ndarray, list[dict[str, Any]], list[str]]:
         items = [item for item in items if item.text.strip()]
         if not items:
-            return []
+            return [], np.zeros((0, 0), np.float32), [], []
         vectors = self._embed_texts([item.text for item in items])
         ids = [item.id or f"{item.kind}-{uuid.uuid4().hex[:16]}" for item in items]
         metadatas = []
@@ -314,13 +371,13 @@ class MemoryStore:
             if item.frame_id:
                 meta["frame_id"] = item.frame_id
             metadatas.append(meta)
-        try:
-            self.texts.upsert(
-                ids=ids, embeddings=vectors, metadatas=metadatas, documents=[i.text for i in items]
-            )
-        except Exception as exc:
-            raise _chroma_error(exc, "storing texts") from None
-        return ids
+        return ids, vectors, metadatas, [item.text for item in items]
+
+    def _upsert_texts(
+        self, ids: list[str], vectors: np.ndarray, metadatas: list[dict[str, Any]], docs: list[str]
+    ) -> None:
+        if ids:
+            self.texts.upsert(ids=ids, embeddings=vectors, metadatas=metadatas, documents=docs)
 
     # recalling
 
@@ -364,6 +421,7 @@ class MemoryStore:
         neighbour fetched scores below ``floor``; only when it is not, after a
         wider fetch, does Chroma filter.
         """
+        self.flush()
         if limit <= 0:
             return []
         # (no count() first: at 100,000 items Chroma's count costs more than the search)
@@ -407,8 +465,13 @@ class MemoryStore:
         docs = dict(zip(got["ids"], got.get("documents") or [], strict=False))
         return [(i, score, meta, docs.get(i)) for i, score, meta, _ in hits]
 
+    def _picture(self, id_: str) -> str | None:
+        if not id_.startswith(("frame-", "photo-")):
+            return None
+        path = self.pictures.path(id_)
+        return str(path) if path else None
+
     def _memory(self, id_: str, score: float, meta: dict[str, Any], doc: str | None) -> Memory:
-        thumb = meta.get("thumb")
         labels = [x for x in str(meta.get("labels", "")).split(",") if x]
         t = float(meta.get("t_last", meta.get("t", 0.0)))
         return Memory(
@@ -419,7 +482,7 @@ class MemoryStore:
             t=t,
             text=doc or str(meta.get("text", "")),
             session=str(meta.get("session", "")),
-            thumbnail=str(self.thumbs / thumb) if thumb else None,
+            thumbnail=self._picture(meta.get("frame_id") or id_),
             source=meta.get("source"),
             labels=labels,
         )
@@ -444,10 +507,7 @@ class MemoryStore:
         for id_, score, meta, doc in self._search(
             self.texts, vector, limit * 2, text_min, when, kinds
         ):
-            memory = self._memory(id_, score, meta, doc)
-            frame_id = meta.get("frame_id")
-            if frame_id:  # the text of a picture, or a turn: point at its picture
-                memory.thumbnail = str(self.thumbs / f"{frame_id}.jpg")
+            memory = self._memory(id_, score, meta, doc)  # with its picture, if it has one
             scored.append((score - text_min, memory))
         if self.text_embedder.space == self.image_embedder.space:
             cross_min = self.text_embedder.cross_match if min_score is None else min_score
@@ -504,13 +564,19 @@ class MemoryStore:
                 return self._forget_everything()
             removed: set[str] = set()
             hashes: set[str] = set()
-            thumbs: set[str] = set()
             for collection in self.all_collections():
                 try:
                     if ids is not None:
                         found = collection.get(ids=list(ids), include=["metadatas"])
+                        # the text read in a forgotten picture goes with it; notes stay
                         linked = collection.get(
-                            where={"frame_id": {"$in": list(ids)}}, include=["metadatas"]
+                            where={
+                                "$and": [
+                                    {"frame_id": {"$in": list(ids)}},
+                                    {"kind": "frame_text"},
+                                ]
+                            },
+                            include=["metadatas"],
                         )
                         found["ids"] += linked["ids"]
                         found["metadatas"] += linked["metadatas"]
@@ -526,10 +592,7 @@ class MemoryStore:
                 for meta in found["metadatas"]:
                     if meta and meta.get("hash"):
                         hashes.add(str(meta["hash"]))
-                    if meta and meta.get("thumb"):
-                        thumbs.add(str(meta["thumb"]))
-            for name in thumbs:
-                (self.thumbs / name).unlink(missing_ok=True)
+            self.pictures.forget(removed)
             self.cache.forget(hashes)
             self.files.forget(removed)
             return len(removed)
@@ -548,8 +611,7 @@ class MemoryStore:
                 self.client.delete_collection(collection.name)
             except Exception as exc:
                 raise _chroma_error(exc, "forgetting everything") from None
-        shutil.rmtree(self.thumbs, ignore_errors=True)
-        self.thumbs.mkdir(parents=True, exist_ok=True)
+        self.pictures.forget(None)
         self.cache.forget(None)
         self.files.forget(None)
         self.frames = self._collection(
@@ -578,15 +640,15 @@ class MemoryStore:
             for meta in collection.get(include=["metadatas"])["metadatas"]:
                 kind = str((meta or {}).get("kind", "?"))
                 kinds[kind] = kinds.get(kind, 0) + 1
-        thumbs = list(self.thumbs.glob("*.jpg"))
+        pictures, picture_bytes = self.pictures.totals()
         return {
             "store": self.server_url or str(self.folder / "chroma"),
             "image_embedder": self.image_embedder.name,
             "text_embedder": self.text_embedder.name,
             "kinds": kinds,
             "collections": collections,
-            "thumbnails": len(thumbs),
-            "thumbnail_bytes": sum(p.stat().st_size for p in thumbs),
+            "thumbnails": pictures,
+            "thumbnail_bytes": picture_bytes,
         }
 
     def pending_reindex(self) -> dict[str, int]:
@@ -639,7 +701,8 @@ class MemoryStore:
     def _reindex_pictures(self, chunk: list[int], ids: list[str], metas: list[Any]) -> int:
         images, keep = [], []
         for k in chunk:
-            image = cv2.imread(str(self.thumbs / str(metas[k].get("thumb", ""))))
+            data = self.pictures.get(ids[k])
+            image = None if data is None else cv2.imdecode(np.frombuffer(data, np.uint8), 1)
             if image is None:
                 log.warning("cannot re-index %s: its thumbnail is missing", ids[k])
                 continue
@@ -654,5 +717,9 @@ class MemoryStore:
         return len(keep)
 
     def close(self) -> None:
-        self._io.shutdown(wait=True)
+        try:
+            self.flush()
+        finally:
+            self._writer.shutdown(wait=True)
+            self._io.shutdown(wait=True)
         self.db.close()

@@ -335,10 +335,18 @@ def test_keys_toggle_talking_and_quit(heron_env: Path) -> None:
     assert app.picture().shape == (480, 640, 3)
 
 
-def test_a_camera_device_stays_the_sessions(heron_env: Path) -> None:
+def test_the_window_and_the_session_share_one_camera(heron_env: Path) -> None:
+    """A webcam opens only once: the window opens it and hands it to the session."""
+
+    picture = heron_env / "view.png"
+    cv2.imwrite(str(picture), np.full((120, 160, 3), 90, np.uint8))
     example = load_example()
-    app = example.App(*_settings_and_args(example, "--camera", "0"))
-    assert app.camera is None and app.view.no_picture == "camera 0 is in use"
+    app = example.App(*_settings_and_args(example, "--camera", str(picture)))
+    try:
+        assert app.camera is not None
+        assert app.live.camera is app.camera
+    finally:
+        app.camera.stop()
 
 
 def _settings_and_args(example: Any, *argv: str) -> tuple[Any, Any]:

@@ -75,6 +75,7 @@ def test_index_search_stats_and_forget(photos: Path, heron_env: Path) -> None:
     assert list((heron_env / "heron-data" / "memory" / "thumbs").iterdir()) == []
     store = open_memory(load_settings())
     assert store.stats()["kinds"] == {} and store.files.known(sorted(photos.rglob("*"))) == set()
+    assert store.pictures.totals() == (0, 0)
     store.close()
 
 
@@ -94,8 +95,8 @@ def test_an_interrupted_index_resumes_where_it_stopped(photos: Path) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         index_folder(store, photos, batch=8, progress=interrupt_after_20)  # type: ignore[arg-type]
-    stored_before = store.frames.count()
-    assert stored_before == 16  # two full batches were stored and marked
+    store.flush()  # as closing the store does: the batch being written is finished
+    assert store.frames.count() == 16  # two full batches were stored and marked
     report = index_folder(store, photos, batch=8)
     assert report.already == 16 and report.added == 48 - 16
     assert store.frames.count() == 48

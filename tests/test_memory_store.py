@@ -147,6 +147,13 @@ def test_near_duplicate_frames_are_stored_once(tmp_path: Path) -> None:
     # the kept one now says when it was last seen
     (hit,) = store.recall_image(view, limit=1)
     assert hit.t == 2000.0
+    # also while the first is still being written (pipelined ingest)
+    clock = photo("clock")
+    (written,) = store.remember_frames([FrameInput(clock)], wait=False)
+    (again_now,) = store.remember_frames([FrameInput(reencode(clock, 0.5, 60))], wait=False)
+    assert again_now.duplicate_of == written.id
+    store.flush()
+    assert store.frames.count() == 3
     store.close()
 
 
@@ -213,11 +220,15 @@ def test_forget_removes_vectors_and_files(tmp_path: Path) -> None:
         ]
     )
     note = store.remember_texts([TextInput("remember the rocket", t=new, frame_id=c.id)])[0]
-    thumbs = {k.id: tmp_path / "thumbs" / f"{k.id}.jpg" for k in (a, b, c)}
-    assert all(p.is_file() for p in thumbs.values())
+    # pictures are kept in the memory folder and written out as files when recalled
+    thumbs = {k.id: Path(store.recall_image(photo(n))[0].thumbnail or "") for k, n in
+              ((a, "astronaut"), (b, "coffee"), (c, "rocket"))}  # fmt: skip
+    assert all(p.is_file() and p.parent == tmp_path / "thumbs" for p in thumbs.values())
+    assert store.pictures.totals()[0] == 3
 
     assert store.forget(ids=[a.id]) == 1
     assert not thumbs[a.id].exists() and thumbs[b.id].exists()
+    assert store.pictures.get(a.id) is None and store.pictures.get(b.id) is not None
     assert store.frames.get(ids=[a.id])["ids"] == []
     assert store.texts.get(where={"frame_id": a.id})["ids"] == []  # its text too
     assert store.recall_image(photo("astronaut")) == []
@@ -225,11 +236,13 @@ def test_forget_removes_vectors_and_files(tmp_path: Path) -> None:
     assert store.forget(when=TimeRange(new - 1, None)) == 3  # coffee, rocket, the note
     assert store.frames.count() == 0 and store.texts.count() == 0
     assert not any(p.exists() for p in thumbs.values())
+    assert store.pictures.totals() == (0, 0)
     assert store.texts.get(ids=[note])["ids"] == []
 
     store.remember_frames([FrameInput(photo("clock"))])
+    assert store.recall_image(photo("clock"))[0].thumbnail  # written out
     assert store.forget(everything=True) == 1
-    assert list((tmp_path / "thumbs").iterdir()) == []
+    assert list((tmp_path / "thumbs").iterdir()) == [] and store.pictures.totals() == (0, 0)
     cached = store.db.run(lambda c: c.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
     assert cached == 0
     store.close()

@@ -249,9 +249,9 @@ def test_example_speaks_text_from_a_video_once_into_a_wav(
     )
     wav = tmp_path / "said.wav"
     env = {**os.environ, "HERON_DATA_DIR": str(tmp_path / "data")}
+    example = [sys.executable, str(REPO / "examples" / "scene_describer.py")]
     done = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "scene_describer.py"), "--camera", str(video)]
-        + ["--wav", str(wav), "--no-voice", "--no-keys"],
+        [*example, "--camera", str(video), "--wav", str(wav), "--no-voice", "--no-keys"],
         capture_output=True,
         text=True,
         timeout=90,
@@ -367,3 +367,70 @@ def test_tool_channels_say_what_the_tools_found_once(reader: TextReader) -> None
     assert "blue" in colour.lower()
     (scene,) = said(channels["scene"].on_frame(frame(EXIT)))
     assert "EXIT" in scene and "Platform 4" in scene
+
+
+def test_channel_chosen_by_voice_through_the_microphone(
+    tmp_path: Path, virtual_audio: object, transcriber: Transcriber
+) -> None:
+    """The example hears "read the document" on the virtual microphone and switches."""
+    import signal
+
+    command = tmp_path / "document.wav"
+    with Synthesizer(TTSConfig(rate=150)) as synth:
+        speech = synth.synthesize("Read the document, please.")
+    silence = np.zeros(speech.sample_rate // 2, np.float32)
+    sf.write(
+        command,
+        np.concatenate([silence, speech.samples, silence]),
+        speech.sample_rate,
+        subtype="PCM_16",
+    )
+    image = tmp_path / "view.png"
+    cv2.imwrite(str(image), BLANK)
+    env = {
+        **os.environ,
+        "HERON_DATA_DIR": str(tmp_path / "data"),
+        "HERON_MICROPHONE_DEVICE": "pulse",
+        "HERON_MICROPHONE_SAMPLE_RATE": "48000",
+        "PYTHONUNBUFFERED": "1",
+    }
+    example = [sys.executable, str(REPO / "examples" / "scene_describer.py")]
+    args = ["--camera", str(image), "--wav", str(tmp_path / "out.wav"), "--no-keys"]
+    proc = subprocess.Popen(
+        [*example, *args, "--duration", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if line.startswith("listening for spoken commands"):
+                virtual_audio.play(command).wait(timeout=20)  # type: ignore[attr-defined]
+            if line.startswith(("[", "voice commands off", "error")):
+                break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert "[channel document]" in lines, "\n".join(lines)
+    assert any(line.startswith("heard:") and "document" in line.lower() for line in lines)
+
+
+def test_odd_frames_do_not_stop_the_channels(reader: TextReader) -> None:
+    channels = build_channels(KeyframeConfig(), reader=reader)
+    tiny = np.zeros((1, 1, 3), np.uint8)
+    assert channels["text"].on_frame(frame(tiny)) == []
+    for name in ("document", "codes", "people", "colour", "scene"):
+        out = channels[name].on_frame(frame(tiny))  # said as unavailable, never raised
+        assert all(isinstance(o, Say) for o in out)
+    grey = cv2.cvtColor(EXIT, cv2.COLOR_BGR2GRAY)
+    assert said(ShortTextChannel(reader).on_frame(frame(grey))) == ["EXIT", "Platform 4"]
+    rgba = cv2.cvtColor(MILK, cv2.COLOR_BGR2BGRA)
+    assert said(ShortTextChannel(reader).on_frame(frame(rgba))) == ["Fresh milk"]

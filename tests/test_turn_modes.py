@@ -80,6 +80,8 @@ def test_heron_live_takes_the_mode_on_its_command_line(heron_env: Path) -> None:
         ("Heron. Read the sign.", "Read the sign."),
         ("HERON: read this", "read this"),
         ("Herron read this", "read this"),  # Whisper's near spellings
+        ("Harin, read this.", "read this."),  # sounds the same (Metaphone HRN)
+        ("Harren. What's this?", "What's this?"),
         ("Hero, what colour is it?", "what colour is it?"),
         ("Heron's there? What does it say", "there? What does it say"),
         ("Okay, heron, read the label.", "read the label."),
@@ -103,6 +105,9 @@ def test_the_wake_phrase_at_the_start_is_stripped(heard: str, turn: str) -> None
         "Aaron, read this.",
         "Hey, hey, hey, Heron, read this.",  # more greetings than a person uses
         "Her only friend is here.",
+        "Heronly friend in Ireland.",  # longer than the name: another word
+        "Karen, read this.",  # sounds near, but another name
+        "Helen, read this.",
     ],
 )
 def test_speech_without_the_wake_phrase_is_ignored(heard: str) -> None:

@@ -1,6 +1,7 @@
 """heron talking while it listens, through the virtual devices, for echo tests.
 
-Replies play through :class:`SpeakerSink` (sounddevice → PulseAudio null sink);
+Replies play through sounddevice into a PulseAudio null sink (:class:`SteadyPlayer`,
+or heron's :class:`SpeakerSink`), which reports each block it plays as the live loop's does;
 the sink's monitor is the microphone (:class:`MicrophoneSource`), so heron's voice
 comes back into it, delayed by the audio server's buffering. Every microphone
 chunk goes live through each :class:`EchoCanceller` under test and, for the first
@@ -14,9 +15,10 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +30,98 @@ from heron.agent.events import SAMPLE_RATE
 from heron.agent.playback import PlaybackResult, SpeakerSink
 from heron.agent.tts import Synthesis
 from heron.agent.vad import SpeechStarted, UtteranceSegmenter
+
+
+class SteadyPlayer:
+    """A sounddevice output stream with a generous buffer, reporting what it plays.
+
+    Like :class:`SpeakerSink` (one ``play`` at a time, ``on_output`` called from the
+    audio thread with each block and the time it reaches the output) but asking
+    PortAudio for its "high" latency: on a loaded 2-core machine the low-latency
+    sink underflows, and the audio server then drops or rushes whole stretches of a
+    reply, which tests of the canceller should not depend on.
+    """
+
+    def __init__(self, device: str) -> None:
+        import sounddevice as sd
+
+        self._sd = sd
+        self.device = device
+        self.on_output: Callable[[np.ndarray, int, float], None] | None = None
+        self._lock = threading.Lock()
+        self._stream: Any = None
+        self._rate = 0
+        self._data = np.zeros(0, np.float32)
+        self._pos = 0
+        self._t_first: float | None = None
+        self._t_drained = 0.0
+        self._done = threading.Event()
+
+    def _open(self, rate: int) -> None:
+        if self._stream is not None and rate == self._rate:
+            return
+        self.close()
+        self._rate = rate
+        self._stream = self._sd.OutputStream(
+            samplerate=rate,
+            device=self.device,
+            channels=1,
+            dtype="float32",
+            latency="high",
+            callback=self._callback,
+        )
+        self._stream.start()
+
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        with self._lock:
+            block = self._data[self._pos : self._pos + frames]
+            outdata[: len(block), 0] = block
+            outdata[len(block) :] = 0
+            if not len(block):
+                return
+            now = time.monotonic()
+            t_out = now + max(0.0, time_info.outputBufferDacTime - time_info.currentTime)
+            self._t_first = self._t_first or now
+            self._pos += len(block)
+            if self.on_output is not None:
+                self.on_output(block.copy(), self._rate, t_out)
+            if self._pos >= len(self._data):
+                self._t_drained = t_out + len(block) / self._rate
+                self._done.set()
+
+    def play(
+        self, samples: np.ndarray, sample_rate: int, *, cancel: threading.Event | None = None
+    ) -> PlaybackResult:
+        t_start = time.monotonic()
+        self._open(sample_rate)
+        with self._lock:
+            self._data, self._pos, self._t_first = np.asarray(samples, np.float32), 0, None
+            self._done.clear()
+        duration = len(samples) / sample_rate
+        while not self._done.wait(0.02):
+            if (
+                cancel is not None and cancel.is_set()
+            ) or time.monotonic() > t_start + duration + 5:
+                break
+        interrupted = not self._done.is_set()
+        with self._lock:
+            played = self._pos / sample_rate
+            self._data = np.zeros(0, np.float32)
+        if not interrupted:
+            time.sleep(max(0.0, self._t_drained - time.monotonic()))
+        return PlaybackResult(t_start, self._t_first, time.monotonic(), played, interrupted)
+
+    def stop(self) -> None:
+        """Silence now: aborting the stream also drops what the device had buffered."""
+        with self._lock:
+            self._data = np.zeros(0, np.float32)
+        self.close()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.abort(ignore_errors=True)
+            self._stream.close(ignore_errors=True)
+            self._stream = None
 
 
 @dataclass
@@ -79,6 +173,7 @@ def speak_and_listen(
     barge_in: bool = False,
     tail_s: float = 1.0,
     segment_all: bool = False,
+    steady: bool = True,
 ) -> Take:
     """Play ``replies`` while listening; returns the aligned recording.
 
@@ -86,9 +181,12 @@ def speak_and_listen(
     into the default sink; ``barge_in`` stops playback at the first detected speech;
     ``segment_all`` counts utterances in every canceller's output. As in the live
     loop, each segmenter's threshold follows the canceller's fallback policy.
+    ``steady`` plays through :class:`SteadyPlayer` instead of heron's own sink.
     """
     mic = MicrophoneSource(MicrophoneConfig(device=device))
-    sink = SpeakerSink(SpeakerConfig(device=device))
+    sink: SteadyPlayer | SpeakerSink = (
+        SteadyPlayer(device) if steady else SpeakerSink(SpeakerConfig(device=device))
+    )
     first = next(iter(cancellers))
     segmenters = {first: segmenter} if segmenter is not None else {}
     if segment_all:
