@@ -374,7 +374,9 @@ def test_microphone_48k_stereo_hears_jfk(
 ) -> None:
     mic = MicrophoneConfig(device=virtual_audio.device, sample_rate=48000, channels=2)
     got = play_and_listen(virtual_audio, jfk_wav, mic, transcriber, "for your country")
-    assert word_errors(JFK, " ".join(got.words)) <= 2, got.words
+    assert word_errors(JFK, " ".join(got.words)) <= 3, (
+        got.words
+    )  # jfk is cut at its pauses: one slip per piece
     lag = [u.t_final - u.t_end for u in got.utterances]
     print(f"jfk over the microphone: {len(got.utterances)} utterances, end→text {lag}")
 

@@ -234,7 +234,8 @@ def test_speech_starts_before_the_model_has_finished(
     assert sink.plays[0] < stream_end - 0.5, (sink.plays, stream_end)
     assert result.marks["first_audio"] < stream_end
     heard = transcriber.transcribe_file(heron_env / "reply.wav").text
-    assert word_errors(reply, heard) <= 4, heard  # tiny.en on espeak-ng: a few slips
+    # the reply, as far as tiny.en hears espeak-ng: its words, a few slips allowed
+    assert word_errors(reply, heard) <= 6 and "kitchen" in heard.lower(), heard
 
 
 # -- barge-in through the virtual devices ----------------------------------------------
@@ -328,5 +329,5 @@ def test_pause_and_resume_hold_the_place(
     heard = transcriber.transcribe_file(recording).text
     if not heard:
         need("nothing was recorded from the null sink's monitor")
-    assert word_errors(text, heard) <= 5, heard  # tiny.en on espeak-ng: a few slips
-    assert "station" in heard and "market" in heard
+    assert word_errors(text, heard) <= 7, heard  # tiny.en on espeak-ng: a few slips
+    assert "station" in heard and "market" in heard  # both sentences, the paused one too
