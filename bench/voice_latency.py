@@ -298,6 +298,8 @@ def _row(
     item = items[index]
     t_end = stream.file_t0[index] + item["speech_end_s"]
     marks = result.marks if result is not None else {}
+    # a question continued after a pause is answered as one (the turn's text)
+    heard = result.user_text if result is not None else utterance.text
 
     def ms(t: float | None) -> float | None:
         return None if t is None else round((t - t_end) * 1000, 1)
@@ -305,8 +307,8 @@ def _row(
     return {
         "id": item["id"],
         "ref": item["text"],
-        "heard": result.user_text if result is not None else utterance.text,
-        "wer": round(wer(item["text"], utterance.text), 3),
+        "heard": heard,
+        "wer": round(wer(item["text"], heard), 3),
         "vad_end": ms(utterance.t_end),
         "endpoint": ms(utterance.t_endpoint),
         "transcript": ms(utterance.t_final),
@@ -508,7 +510,10 @@ def main() -> int:
         print(f"  heron's own time per turn (graph, state, log, checkpoint): "
               f"{summary['overhead'][0]} / {summary['overhead'][1]} ms")  # fmt: skip
     print(f"  word error rate (questions): {summary['wer']}")
-    print(f"  premature turns (cut inside an utterance): {summary['premature'] or 'none'}")
+    print(
+        "  turns cut off by the user going on (merged into the next): "
+        f"{summary['premature'] or 'none'}"
+    )
     for row in summary["jfk"]:
         print(f"  jfk: first audio {row['first_audio']} ms, WER {row['wer']}: {row['heard']}")
     if summary["missing"]:
@@ -525,7 +530,8 @@ def main() -> int:
                 f"device's latency {latency:.0f} ms → silent after "
                 f"{statistics.median(pauses) + latency:.0f} / {p90(pauses) + latency:.0f} ms"
             )
-        said = [r for r in read_session_log_records(data_dir / "barge") if r["kind"] == "barge_in"]
+        records = read_session_log_records(data_dir / "barge")
+        said = [r for r in records if r["kind"] == "interrupted"]
         print(f"  replies cut off: {len(cut)} of {len(barge_rows)}; recorded as said: "
               f"{[r.get('said') for r in said][:3]}")  # fmt: skip
     if not args.no_process and args.device != "none":
