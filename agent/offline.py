@@ -17,6 +17,7 @@ from typing import Any
 
 from .describe import spoken_result, tool_arguments
 from .events import ToolCall
+from .offline_memory import memory_request, spoken_memory_result
 from .thinking import ThinkRequest
 from .vlm import VLMReply
 
@@ -128,11 +129,20 @@ class OfflineThinker:
         content = ""
         calls: list[ToolCall] = []
         wanted = _wanted_tool(user_text, available) if request.allow_tools else None
+        memory = memory_request(user_text, available) if request.allow_tools else None
         if tool_results:
             last = tool_results[-1]
             result = str(last.get("content") or "")
             name = _tool_name(turn, str(last.get("tool_call_id") or ""))
-            content = spoken_result(name, result) or _spoken_reading(result)
+            content = (
+                spoken_memory_result(name, result)
+                or spoken_result(name, result)
+                or _spoken_reading(result)
+            )
+        elif memory is not None:
+            tool, memory_args = memory
+            call_id = f"offline_{int(t0 * 1000)}"
+            calls = [ToolCall(id=call_id, name=tool, arguments=json.dumps(memory_args))]
         elif wanted is not None:
             arguments = tool_arguments(wanted, user_text)
             calls = [ToolCall(id=f"offline_{int(t0 * 1000)}", name=wanted, arguments=arguments)]

@@ -233,7 +233,7 @@ class SessionMemory:
             store.remember_texts(
                 [
                     TextInput(
-                        f"User: {user_text}\nAnswer: {reply}",
+                        f'You said "{user_text}" and I answered "{reply}"',
                         kind="turn",
                         session=self.session_id,
                         frame_id=frame_id,

@@ -160,3 +160,22 @@ def test_an_unreachable_memory_server_loses_nothing_from_the_session_log(
     errors = [r for r in records if r["kind"] == "error" and r.get("where") == "memory"]
     assert len(errors) == 1 and "cannot reach the Chroma server" in errors[0]["error"]
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+
+
+def test_offline_remembers_a_dictated_note_and_finds_it_again(memory_env: Path) -> None:
+    """No model: "remember that …" and "where did I leave …" go to the memory tools."""
+    settings = load_settings()
+    results, session_id = run_turns(
+        settings,
+        [
+            "Remember that my keys are on the shelf by the door.",
+            "Where did I leave my keys?",
+            "Have I seen this before?",
+        ],
+    )
+    remembered, found, seen = (r.reply for r in results)
+    assert remembered == "I'll remember that."
+    assert "keys are on the shelf by the door" in found and found.startswith("Today at")
+    assert seen.startswith("Yes, I saw something like this"), seen  # the turns kept the view
+    calls = [r["name"] for r in log_of(settings, session_id) if r["kind"] == "tool.call"]
+    assert calls == ["remember", "recall", "recall"]
