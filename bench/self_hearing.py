@@ -32,7 +32,7 @@ from tests.support.mjpeg import MJPEGServer
 from tests.support.pulse import ensure_virtual_audio
 from tests.support.render import render_text_image
 from tests.support.vlm_server import ScriptedVLM, Step
-from tests.support.words import word_errors
+from tests.support.words import word_errors, words
 
 QUESTIONS = [
     "Please read the sign.",
@@ -47,6 +47,14 @@ REPLY = (
     "The floor is made of light wooden boards and there is a red rug by the door. "
     "A kettle stands on the stove next to a bowl of apples."
 )
+
+
+def is_own_voice(text: str) -> bool:
+    """Mostly words of heron's reply that are in none of the questions."""
+    heard = words(text)
+    asked = {w for q in QUESTIONS for w in words(q)}
+    replied = set(words(REPLY)) - asked
+    return bool(heard) and sum(w in replied for w in heard) / len(heard) >= 0.5
 
 
 def main() -> int:
@@ -94,7 +102,8 @@ def main() -> int:
     (log_path,) = (work / "data" / "sessions").glob("*/log.jsonl")
     log = list(read_session_log(log_path))
     turns = [r["text"] for r in log if r["kind"] == "utterance"]
-    own = [t for t in turns if min(word_errors(q, t) for q in QUESTIONS) > len(t.split()) // 2]
+    own = [t for t in turns if is_own_voice(t)]
+    garbled = [t for t in turns if t not in own and min(word_errors(q, t) for q in QUESTIONS) > 1]
     ignored = [r for r in log if r["kind"] == "ignored"]
     barge_ins = sum(1 for r in log if r["kind"] == "barge_in")
     echo = [r for r in log if r["kind"] == "echo"]
@@ -102,6 +111,7 @@ def main() -> int:
     print(f"  questions played: {len(played)}")
     print(f"  turns taken: {len(turns)} ({barge_ins} of them cut into a reply: barge-in)")
     print(f"  turns from heron's own voice (target 0): {len(own)} {own}")
+    print(f"  questions heard with more than one word wrong (talking over heron): {garbled}")
     print(
         f"  utterances dropped as its own words: {sum('own voice' in r['reason'] for r in ignored)}"
     )
