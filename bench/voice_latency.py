@@ -119,7 +119,6 @@ class PacedStream:
                 t_spoke = time.monotonic()
                 while time.monotonic() - t_spoke < self.barge_in_after_s:
                     yield emit(silence)
-            self.heron_speaking.clear()
             audio, rate = sf.read(item["file"], dtype="float32")
             assert rate == SAMPLE_RATE and audio.ndim == 1, item["file"]
             audio = np.concatenate([audio, np.zeros((-len(audio)) % CHUNK, np.float32)])
@@ -127,6 +126,7 @@ class PacedStream:
             self.file_t0[index] = t0 + k * CHUNK / SAMPLE_RATE
             for start in range(0, len(audio), CHUNK):
                 yield emit(audio[start : start + CHUNK])
+            self.heron_speaking.clear()  # from here on: the reply to this question
             self.idle.clear()
             t_silence = time.monotonic()
             t_done: float | None = None
