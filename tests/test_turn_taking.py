@@ -212,7 +212,7 @@ class TimedWavSink(WavFileSink):
 def test_speech_starts_before_the_model_has_finished(
     heron_env: Path, synth: Synthesizer, transcriber: Transcriber
 ) -> None:
-    reply = "The door is open. The lights are on in the hall and the kitchen."
+    reply = "The sign says no parking at any time. The shop opens at nine in the morning."
     step = Step(text=reply, word_delay_s=0.15)  # about 2 s of streaming
     with ScriptedVLM([step]) as vlm:
         settings = load_settings(
@@ -234,8 +234,9 @@ def test_speech_starts_before_the_model_has_finished(
     assert sink.plays[0] < stream_end - 0.5, (sink.plays, stream_end)
     assert result.marks["first_audio"] < stream_end
     heard = transcriber.transcribe_file(heron_env / "reply.wav").text
-    # the reply, as far as tiny.en hears espeak-ng: its words, a few slips allowed
-    assert word_errors(reply, heard) <= 6 and "kitchen" in heard.lower(), heard
+    # both sentences are in the file, in order (tiny.en on espeak-ng: a slip or two)
+    assert word_errors(reply, heard) <= 3, heard
+    assert heard.lower().index("parking") < heard.lower().index("morning"), heard
 
 
 # -- barge-in through the virtual devices ----------------------------------------------
