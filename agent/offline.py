@@ -66,8 +66,9 @@ PERCEPTION_REQUESTS: list[tuple[str, re.Pattern[str]]] = [
 
 NEEDS_MODEL = (
     "I can't answer that offline. I can read text, scan codes, count people, name colours, "
-    'check the light and describe the view: say "read this", "scan", "how many people", '
-    '"what colour", "how\'s the light" or "describe". For anything else, '
+    'check the light, describe the view and remember things: say "read this", "scan", '
+    '"how many people", "what colour", "how\'s the light", "describe", '
+    '"remember that …" or "where did I leave …". For anything else, '
     "connect a vision model by setting HERON_VLM_BASE_URL or OPENAI_API_KEY."
 )
 
