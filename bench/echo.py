@@ -23,8 +23,6 @@ same recording without other work running.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +37,8 @@ from heron.agent.tts import Synthesis, Synthesizer
 from heron.agent.vad import SpeechStarted, UtteranceSegmenter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test support code
+from machine_info import describe_machine
+
 from tests.support.echo_rig import Take, speak_and_listen
 from tests.support.pulse import VirtualAudio, ensure_virtual_audio
 
@@ -62,19 +62,7 @@ BACKENDS = {
 }
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.node()}: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
+machine = describe_machine
 
 
 def count_utterances(audio: np.ndarray, t0: float) -> int:

@@ -26,13 +26,12 @@ detection rate (target ≥ 95 %), the median, p90 and slowest time per line, and
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from machine_info import describe_machine
 
 from heron.agent.guard.injection import find_injection
 
@@ -53,16 +52,7 @@ def load(name: str) -> list[tuple[str, str]]:
     return rows
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {sys.platform}"
+machine = describe_machine
 
 
 def run(rows: list[tuple[str, str]]) -> tuple[dict[str, list[bool]], list[float], list[str]]:

@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import math
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -62,6 +61,8 @@ from heron.memory.session_log import read_session_log
 from heron.tools.ocr import TextReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test support code
+from machine_info import describe_machine
+
 from tests.support.mjpeg import MJPEGServer
 from tests.support.render import render_text_image
 from tests.support.vlm_server import ScriptedVLM, Step
@@ -86,18 +87,7 @@ SIGNS = [
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.node()}: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-        f"OpenCV {cv2.__version__}, {platform.system()} {platform.release()}"
-    )
+    return describe_machine(f"OpenCV {cv2.__version__}")
 
 
 def photos() -> list[np.ndarray]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from machine_info import describe_machine
 
 from heron.agent.config import load_settings
 from heron.memory.records import FrameInput, TextInput
@@ -44,19 +44,7 @@ _THINGS = (
 WORDS = _THINGS.split()
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.node()}: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
+machine = describe_machine
 
 
 def room(rng: np.random.Generator, h: int = 480, w: int = 640) -> np.ndarray:

@@ -32,8 +32,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
-import platform
 import re
 import socket
 import statistics
@@ -46,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+from machine_info import describe_machine
 
 from heron.agent.config import load_settings
 from heron.agent.conversation import Conversation
@@ -417,19 +416,7 @@ def measure_live_process(audio_device: str, seconds: float) -> dict[str, float]:
     return {"ready_s": round(ready or float("nan"), 2), "peak_rss_mb": round(peak_kb / 1024, 1)}
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.node()}: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
+machine = describe_machine
 
 
 def main() -> int:

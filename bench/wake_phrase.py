@@ -23,12 +23,12 @@ Prints the machine and, per condition, the rates and the transcripts that missed
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from machine_info import describe_machine
 
 from heron.agent.audio_source import load_audio
 from heron.agent.config import ListenConfig
@@ -68,16 +68,7 @@ def close_enough(expected: str, heard: str) -> bool:
     return missing + max(0, len(got) - len(want)) <= 1
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+machine = describe_machine
 
 
 def main() -> int:
