@@ -132,6 +132,19 @@ class Conversation:
     def busy(self) -> bool:
         return self._current is not None and not self._current.task.done()
 
+    @property
+    def current_task(self) -> asyncio.Task[TurnResult] | None:
+        """The turn in progress, if any."""
+        return self._current.task if self.busy and self._current is not None else None
+
+    async def finish_turn(self) -> None:
+        """Wait for the turn in progress to end (said out, or cut off)."""
+        task = self.current_task
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            await asyncio.sleep(0)  # its done-callbacks run first
+
     def audio_started(self) -> None:
         """The current reply's first audio reached the device (loop thread)."""
         if self.busy:

@@ -302,9 +302,9 @@ async def _run(
                 notice(f"microphone: {item}")
                 return 1
             await conversation.handle(item)
-        if options.max_turns is not None and conversation._current is not None:
+        if options.max_turns is not None:
             # let the last turn finish speaking before the session closes
-            await _next(_wait_task(conversation._current.task), stopping, None)
+            await _next(conversation.finish_turn(), stopping, None)
     finally:
         emit(StateChanged("stopped"))
         session.log.write("echo", **dataclasses.asdict(echo.stats()))
@@ -337,12 +337,6 @@ async def _watch_for_screens(
                 score=round(result.score, 3) if result is not None else None,
             )
             notice(warning)
-
-
-async def _wait_task(task: asyncio.Future[Any]) -> None:
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    await asyncio.sleep(0)
 
 
 async def _next(

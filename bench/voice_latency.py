@@ -266,9 +266,8 @@ async def measure_turns(
             utterance = get.result()
             assert utterance is not None
             await conversation.handle(utterance)
-            current = conversation._current
-            if current is not None and inbox.empty():
-                task = current.task
+            task = conversation.current_task
+            if task is not None and inbox.empty():
                 task.add_done_callback(lambda _: idle.set() if inbox.empty() else None)
         await conversation.close()
         for utterance, result in conversation.finished:
