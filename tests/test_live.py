@@ -59,6 +59,15 @@ def run_live(audio: VirtualAudio, *options: str) -> subprocess.CompletedProcess[
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
+KITCHEN = (
+    "The kitchen has a white table with three green bottles on it. "
+    "Behind the table there is a window with blue curtains. "
+    "On the left there is a tall shelf full of cookbooks and jars. "
+    "The floor is made of light wooden boards and there is a red rug."
+)
+"""A long reply: heron is still saying it when the user talks over it."""
+
+
 class Running:
     """A ``heron live`` process whose output lines are collected as they come."""
 
@@ -114,6 +123,17 @@ class Running:
                 self.proc.kill()
 
 
+def live_with_model(
+    audio: VirtualAudio, camera: MJPEGServer, vlm: ScriptedVLM, *options: str
+) -> Running:
+    """``heron live`` on the MJPEG camera, answering through the scripted model."""
+    command = live_command(
+        audio, "--camera", camera.url, "--base-url", vlm.base_url, "--model", "scripted",
+        "--duration", "150", *options,
+    )  # fmt: skip
+    return Running(command, {"HERON_VLM_MAX_RETRIES": "0"})
+
+
 @pytest.fixture()
 def camera() -> Iterator[MJPEGServer]:
     with MJPEGServer(lambda: SIGN, fps=10) as server:
@@ -128,12 +148,7 @@ def test_live_question_to_spoken_answer(
         Step(text=ANSWER),
     ]
     with ScriptedVLM(steps, default=Step(text="You said something else.")) as vlm:
-        options = ["--camera", camera.url, "--base-url", vlm.base_url, "--model", "scripted"]
-        options += ["--duration", "150"]
-        live = Running(
-            live_command(virtual_audio, *options),
-            {"HERON_VLM_MAX_RETRIES": "0"},
-        )
+        live = live_with_model(virtual_audio, camera, vlm)
         try:
             live.ask(virtual_audio)
             recording = heron_env / "reply.wav"
@@ -247,17 +262,10 @@ def test_live_barge_in_stops_the_reply_and_answers_the_new_question(
     heron's own voice is in the microphone all along (the null sink's monitor): it
     must neither answer it nor take it for a barge-in.
     """
-    long_reply = (
-        "The kitchen has a white table with three green bottles on it. "
-        "Behind the table there is a window with blue curtains. "
-        "On the left there is a tall shelf full of cookbooks and jars. "
-        "The floor is made of light wooden boards and there is a red rug."
-    )
+    long_reply = KITCHEN
     steps = [Step(text=long_reply), Step(text=ANSWER)]
     with ScriptedVLM(steps, default=Step(text="You said something else.")) as vlm:
-        options = ["--camera", camera.url, "--base-url", vlm.base_url, "--model", "scripted"]
-        options += ["--duration", "150", "--max-turns", "2"]
-        live = Running(live_command(virtual_audio, *options), {"HERON_VLM_MAX_RETRIES": "0"})
+        live = live_with_model(virtual_audio, camera, vlm, "--max-turns", "2")
         try:
             live.ask(virtual_audio)
             live.wait_for(r"^you: ", timeout=60)
@@ -363,14 +371,9 @@ def test_live_a_short_backchannel_does_not_interrupt(
 ) -> None:
     backchannel = tmp_path / "yes.wav"
     subprocess.run(["espeak-ng", "-w", str(backchannel), "Yes."], check=True)
-    reply = (
-        "The kitchen has a white table with three green bottles on it. "
-        "Behind the table there is a window with blue curtains."
-    )
+    reply = ". ".join(KITCHEN.split(". ")[:2]) + "."  # its first two sentences
     with ScriptedVLM([Step(text=reply)], default=Step(text="Something else.")) as vlm:
-        options = ["--camera", camera.url, "--base-url", vlm.base_url, "--model", "scripted"]
-        options += ["--duration", "150", "--max-turns", "1"]
-        live = Running(live_command(virtual_audio, *options), {"HERON_VLM_MAX_RETRIES": "0"})
+        live = live_with_model(virtual_audio, camera, vlm, "--max-turns", "1")
         try:
             live.ask(virtual_audio)
             live.wait_for(r"^you: ", timeout=60)
